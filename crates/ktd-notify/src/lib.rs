@@ -1,0 +1,3 @@
+//! # ktd-notify
+//!
+//! Notification routing and sinks. Arrives with the notifications work.

@@ -1,0 +1,19 @@
+//! # ktd-sim
+//!
+//! A simulated storage stack, honest enough that ktd cannot tell it from the real thing:
+//!
+//! - [`world`]: the data model of a simulated world and its ground truth;
+//! - [`kube`]: a fake kube-apiserver (list/watch protocol, discovery, access reviews);
+//! - [`truenas`]: a TrueNAS SCALE simulator (REST v2.0 and JSON-RPC 2.0 WebSocket, per
+//!   release personality);
+//! - [`generate`]: a world generator that plants every finding of the catalogue and the
+//!   false-positive traps, and records the ground truth;
+//! - [`faults`]: latency, errors, timeouts and dropped connections on demand.
+//!
+//! Product crates never depend on this one except in tests, benches and `ktd demo`.
+
+pub mod faults;
+pub mod world;
+
+pub use faults::{FaultAction, FaultInjector, Faults};
+pub use world::{Cluster, GroundTruth, Nas, Personality, World};

@@ -1,0 +1,3 @@
+//! The `ktd` command line.
+
+fn main() {}
