@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs ktd's whole test suite on a fresh machine: installs what the tests need, then runs
+# every test (unit, integration against the simulator and real third-party clients, doc).
+#
+#   scripts/test.sh            # everything
+#   scripts/test.sh -E 'package(ktd-sim)'   # extra arguments go to cargo nextest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n== %s\n' "$*"; }
+have() { command -v "$1" >/dev/null 2>&1; }
+
+apt_install() {
+  if [ "$(id -u)" != 0 ]; then
+    echo "need $* but not root: install it and re-run" >&2
+    return 1
+  fi
+  if [ -z "${KTD_APT_UPDATED:-}" ]; then
+    apt-get update -qq >/dev/null
+    export KTD_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+say "tools"
+have cargo || { echo "cargo is required (https://rustup.rs)" >&2; exit 1; }
+if ! have cargo-nextest; then
+  echo "installing cargo-nextest from crates.io"
+  cargo install --locked cargo-nextest
+fi
+# kubectl: a real third-party client the fake apiserver is tested against.
+if ! have kubectl; then
+  echo "installing kubectl"
+  apt_install kubectl || apt_install kubernetes-client
+fi
+echo "cargo:   $(cargo --version)"
+echo "nextest: $(cargo nextest --version | head -1)"
+echo "kubectl: $(kubectl version --client 2>/dev/null | head -1)"
+
+say "tests"
+cargo nextest run --workspace --no-fail-fast "$@"
+
+say "doc tests"
+cargo test --workspace --doc --quiet
