@@ -1,5 +1,11 @@
 //! # ktd-log
 //!
-//! The append-only event log every observation lands in. The traits, the embedded (redb)
-//! backend and the NATS JetStream backend arrive with the ingest work; this crate marks the
-//! boundary: it depends on `ktd-model` only.
+//! The append-only event log every observation lands in, exactly once: two narrow traits
+//! ([`EventLog`], [`ConsumerStore`]) and their backends — embedded (redb, the default) and
+//! NATS JetStream (scale-out). Both pass the same conformance suite.
+
+mod error;
+mod log;
+
+pub use error::LogError;
+pub use log::{AppendOutcome, Checkpoint, ConsumerStore, EventLog, Record, Stream, UnreadableRecord};

@@ -1,0 +1,35 @@
+//! Log errors.
+
+/// What went wrong with the log. Each variant says whether retrying can help.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The store could not be opened (missing directory, permissions, another process holds
+    /// the lock, not a ktd log). Not retryable: fix the path or stop the other process.
+    #[error("cannot open the event log at {path}: {reason}")]
+    Open {
+        /// Where.
+        path: String,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// Writing failed (disk full, read-only file system, I/O error). Nothing of the batch
+    /// was stored. Retryable once the cause is fixed; the daemon exits non-zero.
+    #[error("cannot write to the event log: {0}")]
+    Write(String),
+    /// Reading failed (I/O error, corruption detected by checksums). Not retryable.
+    #[error("cannot read the event log: {0}")]
+    Read(String),
+    /// The log server is unreachable or timed out (JetStream). Retryable.
+    #[error("event log unavailable: {0}")]
+    Unavailable(String),
+    /// An event could not be encoded. Not retryable (a bug).
+    #[error("cannot encode an event")]
+    Encode(#[source] ktd_model::CodecError),
+}
+
+impl LogError {
+    /// Whether the same operation may succeed if retried later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, LogError::Unavailable(_) | LogError::Write(_))
+    }
+}
