@@ -198,18 +198,18 @@ pub fn derive(world: &World, cluster: &str) -> BTreeSet<Derived> {
             if since < now - GRACE_SECS {
                 add(K::PvReleased, ResourceRef::kube("PersistentVolume", name));
             }
-            if s(pv, "/spec/persistentVolumeReclaimPolicy") == "Delete" {
-                if let Some(ds) = volume_ds(handle) {
-                    let blocked = nas.snapshots.keys().any(|k| {
-                        k.split_once('@').is_some_and(|(d, _)| d == ds)
-                            && nas.origins.contains(k.as_str())
-                    });
-                    if blocked {
-                        add(
-                            K::CloneBlocksDelete,
-                            ResourceRef::truenas(ds_type(nas.datasets[ds.as_str()]), &ds),
-                        );
-                    }
+            if s(pv, "/spec/persistentVolumeReclaimPolicy") == "Delete"
+                && let Some(ds) = volume_ds(handle)
+            {
+                let blocked = nas.snapshots.keys().any(|k| {
+                    k.split_once('@').is_some_and(|(d, _)| d == ds)
+                        && nas.origins.contains(k.as_str())
+                });
+                if blocked {
+                    add(
+                        K::CloneBlocksDelete,
+                        ResourceRef::truenas(ds_type(nas.datasets[ds.as_str()]), &ds),
+                    );
                 }
             }
         }
@@ -487,7 +487,7 @@ pub fn trap_problem(world: &World, kind: TrapKind, r: &ResourceRef) -> Option<St
                     .is_some_and(|n| n != leaf(&d.name) || n.len() < 40)
             }),
         },
-        TrapKind::OtherClusterParent => ds().is_some_and(|d| NasIndex::managed(d)),
+        TrapKind::OtherClusterParent => ds().is_some_and(NasIndex::managed),
         TrapKind::YoungPendingPvc => obj().is_some_and(|pvc| {
             s(pvc, "/status/phase") == "Pending"
                 && time(&pvc["metadata"]["creationTimestamp"])

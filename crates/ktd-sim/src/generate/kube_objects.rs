@@ -279,11 +279,11 @@ fn infrastructure(g: &mut Gen<'_>, plan: &ClusterPlan, o: &mut Objects) {
     }
 }
 
+/// A Running, Ready driver pod `name` on `node`.
 fn pod(
     g: &mut Gen<'_>,
     o: &mut Objects,
-    name: &str,
-    node: &str,
+    (name, node): (&str, &str),
     role: &str,
     proto: Proto,
     containers: &[&str],
@@ -353,8 +353,7 @@ fn driver_pods(g: &mut Gen<'_>, plan: &ClusterPlan, proto: Proto, o: &mut Object
     pod(
         g,
         o,
-        &name,
-        &node,
+        (&name, &node),
         "controller",
         proto,
         &[
@@ -372,8 +371,7 @@ fn driver_pods(g: &mut Gen<'_>, plan: &ClusterPlan, proto: Proto, o: &mut Object
         pod(
             g,
             o,
-            &name,
-            node,
+            (&name, node),
             "node",
             proto,
             &["csi-driver", "csi-proxy", "driver-registrar", "cleanup"],
@@ -533,7 +531,7 @@ fn volume_objects(
     }
     if let Some(att) = &vol.attach {
         let uid = names::uuid(&mut g.rng);
-        let t = (vol.created + 60).max(g.now - 30 * 86_400);
+        let t = vol.created + 60 + g.rng.random_range(0..(g.now - vol.created).max(121) / 2);
         let mut m = o.meta(&att.name, None, &uid, t);
         m.insert(
             "annotations".into(),

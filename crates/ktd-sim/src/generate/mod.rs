@@ -68,7 +68,9 @@ use ktd_model::{FindingKind, ResourceRef};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::world::{Dataset, ExpectedFinding, GroundTruth, Personality, Trap, TrapKind, World};
+use crate::world::{
+    Dataset, ExpectedFinding, GroundTruth, Personality, SmbShare, Trap, TrapKind, World,
+};
 use model::{ClusterPlan, EventSpec, Helper, Parent, Proto, Volume};
 
 /// Grace period for in-flight work (provisioning, helper snapshots, errors), seconds.
@@ -137,6 +139,8 @@ pub(crate) struct Gen<'a> {
     events: Vec<EventSpec>,
     /// Datasets without democratic-csi properties (unmanaged traps, unrelated data).
     extra_datasets: Vec<Dataset>,
+    /// SMB shares made by hand (democratic-csi's SMB driver is not simulated).
+    smb_shares: Vec<SmbShare>,
     /// Base healthy volumes per cluster and protocol (`[cluster][proto]`), for faults that
     /// add snapshots or clones to a live volume.
     live: Vec<[Vec<usize>; 2]>,
@@ -155,6 +159,7 @@ impl<'a> Gen<'a> {
             helpers: Vec::new(),
             events: Vec::new(),
             extra_datasets: Vec::new(),
+            smb_shares: Vec::new(),
             live: Vec::new(),
             truth: GroundTruth::default(),
         }

@@ -91,9 +91,9 @@ pub fn auto_snapshot_name(unix_secs: i64) -> String {
 pub fn quantity(bytes: u64) -> String {
     const GI: u64 = 1 << 30;
     const MI: u64 = 1 << 20;
-    if bytes % GI == 0 {
+    if bytes.is_multiple_of(GI) {
         format!("{}Gi", bytes / GI)
-    } else if bytes % MI == 0 {
+    } else if bytes.is_multiple_of(MI) {
         format!("{}Mi", bytes / MI)
     } else {
         bytes.to_string()

@@ -6,6 +6,7 @@ use rand::Rng;
 
 use super::Gen;
 use super::model::{EventSpec, Helper, Proto, PvState, PvcState};
+use crate::world::SmbShare;
 
 const HOUR: i64 = 3600;
 const DAY: i64 = 86_400;
@@ -160,6 +161,23 @@ impl Gen<'_> {
         vol.dataset = false;
         let path = format!("/mnt/{}", self.dataset_name(v));
         self.expect(c, K::ShareOrphaned, ResourceRef::truenas("nfs-share", &path), "PV deleted, then the dataset destroyed with `zfs destroy` on the shell: the share stayed");
+        // Now and then an admin had also shared the volume over SMB by hand.
+        if self.smb_shares.is_empty() || self.rng.random_bool(0.3) {
+            let name = format!("{}-files", self.vols[v].pvc_name);
+            self.smb_shares.push(SmbShare {
+                id: self.smb_shares.len() as u32 + 1,
+                name: name.clone(),
+                path,
+                comment: "hand-made share of a Kubernetes volume".into(),
+                enabled: true,
+            });
+            self.expect(
+                c,
+                K::ShareOrphaned,
+                ResourceRef::truenas("smb-share", &name),
+                "hand-made SMB share of the same destroyed dataset",
+            );
+        }
     }
 
     pub(super) fn iscsi_orphaned(&mut self, c: usize) {

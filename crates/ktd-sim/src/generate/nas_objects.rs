@@ -325,19 +325,11 @@ pub(super) fn render(g: &mut Gen<'_>) -> Nas {
         });
     }
 
-    // createtxg grows with creation time (txgs commit every ~5 s).
+    // createtxg grows with creation time (a txg commits every ~5 s).
     snapshots
         .sort_by(|a, b| (a.creation, &a.dataset, &a.name).cmp(&(b.creation, &b.dataset, &b.name)));
-    let mut txg = 1_000u64;
-    let mut last = i64::MIN;
-    for s in &mut snapshots {
-        txg += if s.creation == last {
-            1
-        } else {
-            2 + u64::try_from((s.creation - last.max(s.creation - 3600)) / 60).unwrap_or(0)
-        };
-        last = s.creation;
-        s.createtxg = txg;
+    for (i, s) in snapshots.iter_mut().enumerate() {
+        s.createtxg = 1_000 + u64::try_from((s.creation - oldest) / 5).unwrap_or(0) + i as u64;
     }
     snapshots.sort_by(|a, b| (&a.dataset, a.createtxg).cmp(&(&b.dataset, b.createtxg)));
 
@@ -355,10 +347,16 @@ pub(super) fn render(g: &mut Gen<'_>) -> Nas {
     });
     nas.datasets = datasets.into_values().collect();
     nas.snapshots = snapshots;
+    nas.smb_shares = g.smb_shares.clone();
+    let cifs = if nas.smb_shares.is_empty() {
+        (false, "STOPPED")
+    } else {
+        (true, "RUNNING")
+    };
     nas.services = [
         ("nfs", true, "RUNNING"),
         ("iscsitarget", true, "RUNNING"),
-        ("cifs", false, "STOPPED"),
+        ("cifs", cifs.0, cifs.1),
         ("ssh", true, "RUNNING"),
     ]
     .into_iter()

@@ -315,3 +315,73 @@ fn generate_scales_to_ten_thousand_volumes() {
         }
     }
 }
+
+#[test]
+fn generate_checker_catches_unrecorded_and_unsupported_findings() {
+    let world = generate(&GenerateOptions::default());
+    let recorded = |w: &World, cluster: &str| -> BTreeSet<Derived> {
+        w.truth
+            .findings
+            .iter()
+            .filter(|f| f.cluster == cluster)
+            .map(|f| (f.kind, f.subject.clone()))
+            .collect()
+    };
+    let cluster = world.clusters[0].name.clone();
+    assert_eq!(
+        checker::derive(&world, &cluster),
+        recorded(&world, &cluster)
+    );
+    // A healthy PV deleted behind the generator's back: its dataset becomes an orphan.
+    let mut w = world.clone();
+    let objects = &mut w.clusters[0].objects;
+    let i = objects
+        .iter()
+        .position(|o| {
+            o["kind"] == "PersistentVolume"
+                && o["status"]["phase"] == "Bound"
+                && o["spec"]["persistentVolumeReclaimPolicy"] == "Delete"
+        })
+        .unwrap();
+    let handle = objects[i]["spec"]["csi"]["volumeHandle"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    objects.remove(i);
+    let extra: Vec<_> = checker::derive(&w, &cluster)
+        .difference(&recorded(&w, &cluster))
+        .cloned()
+        .collect();
+    assert!(
+        extra
+            .iter()
+            .any(|(k, r)| *k == FindingKind::DatasetOrphaned && r.name.ends_with(&handle)),
+        "{extra:#?}"
+    );
+    // A recorded finding loses its evidence: the orphaned share's dataset reappears.
+    let mut w = world.clone();
+    let f = w
+        .truth
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::ShareOrphaned && f.subject.kind == "nfs-share")
+        .unwrap()
+        .clone();
+    let mut ds = w
+        .nas
+        .datasets
+        .iter()
+        .find(|d| d.name.starts_with("tank/k8s/"))
+        .unwrap()
+        .clone();
+    ds.name = f.subject.name.trim_start_matches("/mnt/").to_owned();
+    w.nas.datasets.push(ds);
+    let missing: Vec<_> = recorded(&w, &f.cluster)
+        .difference(&checker::derive(&w, &f.cluster))
+        .cloned()
+        .collect();
+    assert!(
+        missing.contains(&(f.kind, f.subject.clone())),
+        "{missing:#?}"
+    );
+}
