@@ -115,8 +115,13 @@ impl Gen<'_> {
         created: i64,
     ) -> Volume {
         let proto = self.parents[parent].proto;
-        let pvc_uid = names::uuid(&mut self.rng);
-        let (pv_name, vid) = names::volume_names(style, &pvc_uid);
+        let (pvc_uid, pv_name, vid) = loop {
+            let pvc_uid = names::uuid(&mut self.rng);
+            let (pv_name, vid) = names::volume_names(style, &pvc_uid);
+            if self.vids.insert(vid.clone()) {
+                break (pvc_uid, pv_name, vid);
+            }
+        };
         let ns = NAMESPACES.choose(&mut self.rng).expect("non-empty");
         let base = PVC_BASES.choose(&mut self.rng).expect("non-empty");
         let pvc_name = format!("{base}-{}", self.vols.len());

@@ -30,7 +30,7 @@
 //!
 //! | kind | subject | rule |
 //! |---|---|---|
-//! | `pv-backing-missing` | PV | democratic-csi PV (any phase but Released) whose dataset `<owned parent>/<volumeHandle>` does not exist |
+//! | `pv-backing-missing` | PV | democratic-csi PV (any phase) for which no dataset `<owned parent>/<volumeHandle>` exists |
 //! | `pv-released` | PV | phase `Released` for longer than the grace (either reclaim policy); never also `dataset-orphaned` |
 //! | `pvc-pending` | PVC | phase `Pending`, created more than 24 h ago |
 //! | `pvc-lost` | PVC | phase `Lost` |
@@ -46,14 +46,23 @@
 //! | `share-orphaned` | `nfs-share` (path) / `smb-share` (name) | share path `/mnt/<owned parent>/<leaf>` whose dataset does not exist |
 //! | `iscsi-orphaned` | `iscsi-extent` (name) | extent with `disk = zvol/<owned parent>/<leaf>` whose zvol does not exist, or whose id is claimed (`freenas_iscsi_extent_id`) by a different zvol than its `disk`; the extent's target and target-extent are evidence; a target without any extent is never a finding (nothing ties it to a zvol) |
 //!
+//! Deliberate exclusions (one finding per problem): a managed dataset without
+//! `provision_success` is only `dataset-provision-incomplete`, never also `dataset-orphaned`;
+//! a CSI snapshot with `defer_destroy=on` is already deleted from the CSI side and is only
+//! `clone-blocks-delete` (if cloned), never `snapshot-orphaned`; `volume-source-for-*`
+//! snapshots carry no democratic-csi properties and are never `snapshot-orphaned`.
+//! Subjects use [`ResourceRef`] naming: Kubernetes object name (+ namespace), full dataset
+//! name, `dataset@snapshot`, NFS share path, SMB share name, iSCSI extent name.
+//!
 //! Consequences are planted on purpose only: a dataset removed for `pv-backing-missing` goes
 //! with its snapshots and shares (TrueNAS deletes a dataset's shares with it), a PVC made
 //! `Lost` either lost its dataset too or leaves a recorded `dataset-orphaned`.
 
 mod base;
 mod faults;
+mod kube_infra;
 mod kube_objects;
-pub mod model;
+mod model;
 mod names;
 mod nas_faults;
 mod nas_objects;
@@ -63,6 +72,8 @@ mod traps;
 mod checker;
 #[cfg(test)]
 mod tests;
+
+use std::collections::BTreeSet;
 
 use ktd_model::{FindingKind, ResourceRef};
 use rand::SeedableRng;
@@ -141,6 +152,8 @@ pub(crate) struct Gen<'a> {
     extra_datasets: Vec<Dataset>,
     /// SMB shares made by hand (democratic-csi's SMB driver is not simulated).
     smb_shares: Vec<SmbShare>,
+    /// Every volume id handed out (hashed ids must not collide).
+    vids: BTreeSet<String>,
     /// Base healthy volumes per cluster and protocol (`[cluster][proto]`), for faults that
     /// add snapshots or clones to a live volume.
     live: Vec<[Vec<usize>; 2]>,
@@ -160,6 +173,7 @@ impl<'a> Gen<'a> {
             events: Vec::new(),
             extra_datasets: Vec::new(),
             smb_shares: Vec::new(),
+            vids: BTreeSet::new(),
             live: Vec::new(),
             truth: GroundTruth::default(),
         }
