@@ -224,7 +224,7 @@ impl Gen<'_> {
                     error: None,
                 });
             }
-            if self.rng.random_bool(0.1) {
+            if (anchor && proto == Proto::Nfs) || self.rng.random_bool(0.1) {
                 let first = vol.created / 3600 * 3600 + 3600;
                 for k in 0..self.rng.random_range(1..=3) {
                     let t = first + k * DAY;

@@ -59,12 +59,17 @@ impl Gen<'_> {
 
     /// A fresh healthy volume of cluster `c` (not in the live list), created days ago.
     pub(super) fn fresh(&mut self, c: usize, proto: Proto) -> Option<usize> {
+        self.fresh_styled(c, proto, IdStyle::Plain)
+    }
+
+    /// [`Self::fresh`] with the given volume id style.
+    pub(super) fn fresh_styled(&mut self, c: usize, proto: Proto, style: IdStyle) -> Option<usize> {
         if !self.anchored(c, proto) {
             return None;
         }
         let created = self.now - self.rng.random_range(2 * DAY..120 * DAY);
         let parent = self.clusters[c].parent(proto);
-        let vol = self.new_volume(Some(c), parent, IdStyle::Plain, created);
+        let vol = self.new_volume(Some(c), parent, style, created);
         self.vols.push(vol);
         Some(self.vols.len() - 1)
     }

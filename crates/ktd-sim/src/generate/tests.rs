@@ -154,7 +154,25 @@ fn generate_counts_match_the_options_without_faults() {
 
 #[test]
 fn generate_default_world_covers_every_finding_and_trap() {
-    let w = generate(&GenerateOptions::default());
+    for seed in 1..=4 {
+        let w = generate(&GenerateOptions {
+            seed,
+            ..GenerateOptions::default()
+        });
+        assert_covers_everything(&w);
+    }
+}
+
+#[test]
+fn generate_world_round_trips_through_json() {
+    let w = generate(&opts(30, 2, 5, true));
+    let text = serde_json::to_string(&w).unwrap();
+    let back: World = serde_json::from_str(&text).unwrap();
+    assert_eq!(serde_json::to_string(&back).unwrap(), text);
+    assert_eq!(w.nas.personality, GenerateOptions::default().personality);
+}
+
+fn assert_covers_everything(w: &World) {
     let kinds: BTreeSet<FindingKind> = w.truth.findings.iter().map(|f| f.kind).collect();
     for k in FindingKind::ALL {
         assert!(kinds.contains(k), "no {k} planted");
@@ -170,14 +188,14 @@ fn generate_default_world_covers_every_finding_and_trap() {
             c.name
         );
     }
-    assert_consistent(&w);
+    assert_consistent(w);
 }
 
 #[test]
 fn generate_worlds_are_consistent_across_seeds_and_shapes() {
     for seed in 0..12 {
         let clusters = 1 + (seed as usize % 3);
-        let volumes = [3, 10, 40, 150][seed as usize % 4];
+        let volumes = [0, 3, 10, 40, 150, 7][seed as usize % 6];
         let o = GenerateOptions {
             snapshots_per_volume: seed as usize % 4,
             ..opts(volumes, clusters, seed, true)

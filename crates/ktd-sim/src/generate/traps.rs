@@ -17,6 +17,9 @@ impl Gen<'_> {
             self.young_snapshot(c);
             self.unmanaged(c);
             self.rebound(c);
+            // At least one hashed and one truncated id per cluster (natural_traps records them).
+            self.fresh_styled(c, Proto::Iscsi, IdStyle::Hashed);
+            self.fresh_styled(c, Proto::Nfs, IdStyle::Truncated);
         }
         self.retired_parent();
         self.other_cluster();
