@@ -2,7 +2,9 @@
 //! for every finding kind, false-positive traps, and the ground truth.
 //!
 //! [`generate`] is deterministic: the same [`GenerateOptions`] give a byte-identical world
-//! (ChaCha8 seeded from `seed`, no wall clock, no hash-map iteration).
+//! (ChaCha8 seeded from `seed`, no wall clock, no hash-map iteration). To look at one:
+//! `cargo run -p ktd-sim --example dump_world -- 100 2 1 > world.json` (volumes, clusters,
+//! seed).
 //!
 //! # Shape of a world
 //! Each cluster `c` runs two democratic-csi deployments (NFS and iSCSI, `freenas-api-*` or
@@ -25,7 +27,7 @@
 //! *Ownership.* A volume parent is owned by `C` when it holds a dataset whose leaf is the
 //! `volumeHandle` of one of `C`'s democratic-csi PVs (PVs with `volumeAttributes.
 //! provisioner_driver`). A detached parent is owned when it holds a container named after
-//! such a volume handle. Only datasets with **local** `democratic-csi:managed_resource=true`
+//! such a volume handle that holds a detached snapshot dataset. Only datasets with **local** `democratic-csi:managed_resource=true`
 //! count as managed. Managed datasets under a parent no cluster owns are `truth.unowned`.
 //!
 //! | kind | subject | rule |
@@ -53,6 +55,14 @@
 //! snapshots carry no democratic-csi properties and are never `snapshot-orphaned`.
 //! Subjects use [`ResourceRef`] naming: Kubernetes object name (+ namespace), full dataset
 //! name, `dataset@snapshot`, NFS share path, SMB share name, iSCSI extent name.
+//!
+//! Why these rules: `clone-blocks-delete` needs both a *pending delete* (something already
+//! asked for the deletion: `zfs destroy -d`, a Released PV with policy `Delete` whose
+//! DeleteVolume the provisioner retries, a VSC with a `deletionTimestamp`) and a *live
+//! clone*, because a clone alone is normal. A clone-from-volume's `volume-source-for-volume-*`
+//! origin (and the deferred-destroyed helper of a clone from a detached snapshot) is the
+//! normal state of a live clone, never a finding. `volumeattachment-stale` takes only
+//! evidence that cannot be in flight: a missing PV or node, or an error older than the grace.
 //!
 //! Consequences are planted on purpose only: a dataset removed for `pv-backing-missing` goes
 //! with its snapshots and shares (TrueNAS deletes a dataset's shares with it), a PVC made
@@ -98,7 +108,7 @@ pub struct GenerateOptions {
     pub volumes: usize,
     /// VolumeSnapshots per volume slot.
     pub snapshots_per_volume: usize,
-    /// Clusters sharing the NAS (at least 1), each with its own parent datasets.
+    /// Clusters sharing the NAS, each with its own parent datasets (0 is treated as 1).
     pub clusters: usize,
     /// RNG seed.
     pub seed: u64,
