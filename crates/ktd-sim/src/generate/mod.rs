@@ -88,6 +88,7 @@ use std::collections::BTreeSet;
 use ktd_model::{FindingKind, ResourceRef};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
 use crate::world::{
     Dataset, ExpectedFinding, GroundTruth, Personality, SmbShare, Trap, TrapKind, World,
@@ -101,8 +102,9 @@ pub const PVC_PENDING_SECS: i64 = 24 * 3600;
 /// VolumeSnapshot not-ready threshold, seconds.
 pub const SNAPSHOT_NOT_READY_SECS: i64 = 3600;
 
-/// What to generate.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What to generate (also readable from YAML/JSON; missing fields take the defaults).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct GenerateOptions {
     /// Healthy-shaped volume slots over all clusters (planted faults add their own volumes).
     pub volumes: usize,

@@ -170,6 +170,12 @@ fn generate_world_round_trips_through_json() {
     let back: World = serde_json::from_str(&text).unwrap();
     assert_eq!(serde_json::to_string(&back).unwrap(), text);
     assert_eq!(w.nas.personality, GenerateOptions::default().personality);
+    let o: GenerateOptions =
+        serde_json::from_str(r#"{"volumes": 5, "clusters": 0, "personality": "22.12"}"#).unwrap();
+    let w = generate(&o);
+    assert_eq!(w.clusters.len(), 1, "0 clusters is treated as 1");
+    assert_eq!(w.nas.personality, crate::world::Personality::V22_12);
+    assert!(serde_json::from_str::<GenerateOptions>(r#"{"volume": 5}"#).is_err());
 }
 
 fn assert_covers_everything(w: &World) {
