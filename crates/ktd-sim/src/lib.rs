@@ -6,14 +6,16 @@
 //! - [`kube`]: a fake kube-apiserver (list/watch protocol, discovery, access reviews);
 //! - [`truenas`]: a TrueNAS SCALE simulator (REST v2.0 and JSON-RPC 2.0 WebSocket, per
 //!   release personality);
-//! - [`generate`]: a world generator that plants every finding of the catalogue and the
+//! - [`generate`](mod@generate): a world generator that plants every finding of the catalogue and the
 //!   false-positive traps, and records the ground truth;
 //! - [`faults`]: latency, errors, timeouts and dropped connections on demand.
 //!
 //! Product crates never depend on this one except in tests, benches and `ktd demo`.
 
 pub mod faults;
+pub mod generate;
 pub mod world;
 
 pub use faults::{FaultAction, FaultInjector, Faults};
+pub use generate::{GenerateOptions, generate};
 pub use world::{Cluster, GroundTruth, Nas, Personality, World};
