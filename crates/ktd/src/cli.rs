@@ -81,7 +81,7 @@ pub enum SimCommand {
 #[derive(Debug, Args, Clone)]
 pub struct WorldArgs {
     /// Volumes (PVs with their datasets/zvols).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, alias = "generate", default_value_t = 100)]
     pub volumes: usize,
     /// Snapshots per volume.
     #[arg(long, default_value_t = 3)]
@@ -98,6 +98,9 @@ pub struct WorldArgs {
     /// Generate a healthy world: no planted findings or traps.
     #[arg(long)]
     pub no_faults: bool,
+    /// "Now" of the world (RFC 3339); default: the current time.
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
 }
 
 /// `ktd sim generate`.
@@ -115,7 +118,7 @@ pub struct GenerateArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Serve this world file instead of generating one.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["volumes", "snapshots", "clusters", "seed", "no_faults"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["volumes", "snapshots", "clusters", "seed", "no_faults", "now"])]
     pub world: Option<PathBuf>,
     /// What to generate when no `--world` is given.
     #[command(flatten)]

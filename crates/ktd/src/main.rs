@@ -1,3 +1,5 @@
-//! The `ktd` command line.
+//! `ktd`: see `ktd --help`.
 
-fn main() {}
+fn main() -> std::process::ExitCode {
+    ktd::main()
+}

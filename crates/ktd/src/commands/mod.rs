@@ -1,0 +1,23 @@
+//! The commands. Each returns the process exit code.
+
+mod demo;
+mod sim;
+
+use std::process::ExitCode;
+
+use clap::CommandFactory;
+
+use crate::cli::{Cli, Command};
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Demo(args) => demo::run(args, cli.output).await,
+        Command::Sim(cmd) => sim::run(cmd, cli.output).await,
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "ktd", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
