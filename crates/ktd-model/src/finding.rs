@@ -45,7 +45,9 @@ impl fmt::Display for System {
 ///
 /// `name` is the Kubernetes object name, the full dataset name, `dataset@snapshot`,
 /// the NFS share path / SMB share name, or the iSCSI target/extent name.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize, JsonSchema,
+)]
 pub struct ResourceRef {
     /// Where the resource lives.
     pub system: System,

@@ -81,7 +81,9 @@ impl Timestamp {
     pub fn parse_rfc3339(s: &str) -> Result<Self, TimestampParseError> {
         s.parse::<jiff::Timestamp>()
             .map(|t| Timestamp(t.as_millisecond()))
-            .map_err(|_| TimestampParseError { input: s.to_owned() })
+            .map_err(|_| TimestampParseError {
+                input: s.to_owned(),
+            })
     }
 
     fn to_jiff(self) -> jiff::Timestamp {

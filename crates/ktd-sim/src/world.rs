@@ -75,7 +75,9 @@ pub struct Denied {
 }
 
 /// TrueNAS release whose API shapes the simulator reproduces.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub enum Personality {
     /// 22.12 Bluefin: REST v2.0 only (plus legacy DDP websocket), `zfs.snapshot.query`,
     /// `TrueNAS-SCALE-` version string, pool `encrypt` fields.
