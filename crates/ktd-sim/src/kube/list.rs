@@ -7,7 +7,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Value, json};
 
 use super::resources::ResourceType;
-use super::store::{Key, Page};
+use super::store::{Cursor, Key, Page};
 use super::table;
 
 /// The representation the client asked for (from its `Accept` header).
@@ -65,16 +65,20 @@ pub struct ContinueToken {
     pub rv: u64,
     ns: String,
     name: String,
+    /// Items left after `name` (absent when selectors made counting meaningless).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    left: Option<u64>,
 }
 
 impl ContinueToken {
-    /// A token continuing after `key` at `rv`.
-    pub fn new(rv: u64, key: &Key) -> Self {
+    /// A token continuing after `key` at `rv`, with `left` items remaining (if counted).
+    pub fn new(rv: u64, key: &Key, left: Option<u64>) -> Self {
         ContinueToken {
             v: "ktd-sim/v1".into(),
             rv,
             ns: key.0.clone(),
             name: key.1.clone(),
+            left,
         }
     }
 
@@ -96,9 +100,12 @@ impl ContinueToken {
         Ok(token)
     }
 
-    /// The key to continue after.
-    pub fn key(&self) -> Key {
-        (self.ns.clone(), self.name.clone())
+    /// Where the list continues.
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            key: (self.ns.clone(), self.name.clone()),
+            remaining: self.left,
+        }
     }
 }
 
@@ -148,7 +155,7 @@ pub fn list_body(rt: &ResourceType, render: Render, page: &Page) -> Vec<u8> {
     let token = page
         .more_after
         .as_ref()
-        .map(|key| ContinueToken::new(page.rv, key).encode());
+        .map(|key| ContinueToken::new(page.rv, key, page.remaining).encode());
     let meta = list_meta(page, token);
     match render {
         Render::Table(include) => {
@@ -207,14 +214,13 @@ mod tests {
 
     #[test]
     fn continue_tokens_round_trip_and_reject_garbage() {
-        let t = ContinueToken::new(42, &("ns".into(), "name-1".into()));
+        let t = ContinueToken::new(42, &("ns".into(), "name-1".into()), Some(7));
         let s = t.encode();
         assert!(!s.contains("name-1"), "opaque: {s}");
         assert_eq!(ContinueToken::decode(&s), Ok(t));
-        assert_eq!(
-            ContinueToken::decode(&s).unwrap().key(),
-            ("ns".into(), "name-1".into())
-        );
+        let cursor = ContinueToken::decode(&s).unwrap().cursor();
+        assert_eq!(cursor.key, ("ns".into(), "name-1".into()));
+        assert_eq!(cursor.remaining, Some(7));
         assert!(ContinueToken::decode("not a token").is_err());
         let other = URL_SAFE_NO_PAD.encode(br#"{"v":"meta.k8s.io/v1","rv":1,"ns":"","name":""}"#);
         assert!(ContinueToken::decode(&other).is_err());

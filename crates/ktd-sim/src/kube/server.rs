@@ -498,7 +498,7 @@ fn list(
                 );
             }
             match ContinueToken::decode(token) {
-                Ok(t) => (Some(t.rv), Some(t.key())),
+                Ok(t) => (Some(t.rv), Some(t.cursor())),
                 Err(message) => return failure(400, "BadRequest", &message, None),
             }
         }

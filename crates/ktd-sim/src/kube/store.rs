@@ -98,6 +98,15 @@ pub struct Page {
     pub remaining: Option<u64>,
 }
 
+/// Where a list continues: after `key`, with `remaining` items left (if counted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// The last key already returned.
+    pub key: Key,
+    /// How many items followed it (`None` when not counted).
+    pub remaining: Option<u64>,
+}
+
 /// Where a watch starts.
 #[derive(Debug, Clone, Copy)]
 pub enum WatchStart {
@@ -269,16 +278,18 @@ impl Store {
         }
     }
 
-    /// One page of a list of `rt` at `at` (None = now), after the key `after`, keeping
-    /// objects accepted by `filter`; at most `limit` items (None = all).
+    /// One page of a list of `rt` at `at` (None = now), after `cursor` (None = from the
+    /// start), keeping objects accepted by `filter`; at most `limit` items (None = all).
+    /// With `count`, the page says how many items follow it (pass it back in the next
+    /// cursor: counting costs O(history), not O(objects)); use it only without selectors.
     pub fn list_page(
         &self,
         rt: &ResourceType,
         at: Option<u64>,
-        after: Option<&Key>,
+        cursor: Option<&Cursor>,
         limit: Option<usize>,
         filter: &dyn Fn(&Value) -> bool,
-        count_remaining: bool,
+        count: bool,
     ) -> Result<Page, AtError> {
         let inner = self.lock();
         let ks = &inner.kinds[rt.index()];
@@ -303,7 +314,7 @@ impl Store {
                 undo.insert(&change.key, change.prev.as_ref());
             }
         }
-        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let lower = cursor.map_or(Bound::Unbounded, |c| Bound::Excluded(&c.key));
         let mut merged = Merge {
             current: ks
                 .objects
@@ -318,7 +329,21 @@ impl Store {
         for (key, object) in merged.by_ref() {
             if items.len() == limit {
                 // One more exists: this page is not the last.
-                let remaining = count_remaining.then(|| 1 + merged.count() as u64);
+                let before = match cursor {
+                    Some(c) => c.remaining,
+                    None => {
+                        let delta: i64 = undo
+                            .iter()
+                            .map(|(k, old)| {
+                                i64::from(old.is_some()) - i64::from(ks.objects.contains_key(*k))
+                            })
+                            .sum();
+                        u64::try_from(ks.objects.len() as i64 + delta).ok()
+                    }
+                };
+                let remaining = before
+                    .filter(|_| count)
+                    .map(|n| n.saturating_sub(items.len() as u64));
                 return Ok(Page {
                     rv: at,
                     items,

@@ -15,6 +15,13 @@ fn names(page: &Page) -> Vec<String> {
         .collect()
 }
 
+fn cursor(page: &Page) -> Cursor {
+    Cursor {
+        key: page.more_after.clone().unwrap(),
+        remaining: page.remaining,
+    }
+}
+
 fn all(_: &Value) -> bool {
     true
 }
@@ -92,7 +99,7 @@ fn pages_are_a_consistent_snapshot() {
     m["status"] = json!({"phase": "Released"});
     store.apply(m).unwrap();
     let second = store
-        .list_page(rt, Some(rv), first.more_after.as_ref(), Some(4), &all, true)
+        .list_page(rt, Some(rv), Some(&cursor(&first)), Some(4), &all, true)
         .unwrap();
     assert_eq!(second.rv, rv);
     assert_eq!(names(&second), ["pv-4", "pv-5", "pv-6", "pv-7"]);
@@ -102,14 +109,7 @@ fn pages_are_a_consistent_snapshot() {
     );
     assert_eq!(second.remaining, Some(2));
     let third = store
-        .list_page(
-            rt,
-            Some(rv),
-            second.more_after.as_ref(),
-            Some(4),
-            &all,
-            true,
-        )
+        .list_page(rt, Some(rv), Some(&cursor(&second)), Some(4), &all, true)
         .unwrap();
     assert_eq!(names(&third), ["pv-8", "pv-9"]);
     assert!(third.more_after.is_none());

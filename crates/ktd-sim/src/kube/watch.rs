@@ -126,11 +126,11 @@ pub(crate) fn start(
         }
         tokio::select! {
             biased;
-            item = rx.recv() => item.map(|bytes| (Ok(bytes), (rx, drop, false))),
             () = drop.cancelled() => Some((
                 Err(std::io::Error::other("watch connection dropped")),
                 (rx, drop, true),
             )),
+            item = rx.recv() => item.map(|bytes| (Ok(bytes), (rx, drop, false))),
         }
     });
     (
@@ -244,6 +244,7 @@ impl Watch {
             match woke {
                 Wake::Changed => {}
                 Wake::Stop => return,
+                Wake::Timeout if !self.bookmarks => return,
                 Wake::Bookmark | Wake::Timeout => {
                     if let Err(expired) = self.drain(&mut position, epoch).await {
                         let mut buf = error_line(expired);
