@@ -52,6 +52,8 @@ pub(crate) struct Shared {
     pub(crate) bookmark_interval_ms: AtomicU64,
     /// Counts injected errors, to alternate 500 and 503.
     pub(crate) errors: AtomicU64,
+    /// Requests served per kind of request.
+    pub(crate) stats: Stats,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tasks: TaskTracker,
 }
@@ -106,6 +108,7 @@ impl KubeApiServer {
             drops: Mutex::new(CancellationToken::new()),
             bookmark_interval_ms: AtomicU64::new(DEFAULT_BOOKMARK_INTERVAL.as_millis() as u64),
             errors: AtomicU64::new(0),
+            stats: Stats::default(),
             shutdown: shutdown.clone(),
             tasks: TaskTracker::new(),
         });
@@ -220,11 +223,36 @@ impl KubeApiServer {
             .store(ms, Ordering::Relaxed);
     }
 
+    /// How many list and watch requests were served so far (tests use this to see
+    /// clients re-list or re-watch).
+    pub fn stats(&self) -> RequestStats {
+        RequestStats {
+            lists: self.shared.stats.lists.load(Ordering::Relaxed),
+            watches: self.shared.stats.watches.load(Ordering::Relaxed),
+        }
+    }
+
     /// Waits until the server and every watch stream have stopped (after `shutdown`).
     pub async fn stopped(&self) {
         self.shared.tasks.close();
         self.shared.tasks.wait().await;
     }
+}
+
+/// Counters of served requests.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub(crate) lists: AtomicU64,
+    pub(crate) watches: AtomicU64,
+}
+
+/// A snapshot of the request counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestStats {
+    /// LIST requests answered (one per page).
+    pub lists: u64,
+    /// WATCH requests started.
+    pub watches: u64,
 }
 
 fn kind_of(kind: &str) -> Result<&'static resources::ResourceType, ApplyError> {

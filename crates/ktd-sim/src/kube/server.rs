@@ -420,6 +420,7 @@ fn resource(
         fields = fields.and(FieldSelector::namespace(ns));
     }
     if watching {
+        shared.stats.watches.fetch_add(1, Ordering::Relaxed);
         return watch::start(
             shared.clone(),
             rt,
@@ -446,6 +447,7 @@ fn resource(
             ),
         };
     }
+    shared.stats.lists.fetch_add(1, Ordering::Relaxed);
     list(shared, rt, query, &labels, &fields, selected, render)
 }
 
