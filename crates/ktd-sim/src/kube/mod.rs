@@ -16,6 +16,7 @@ pub mod selectors;
 pub mod store;
 
 mod list;
+mod proto;
 mod server;
 mod table;
 mod watch;

@@ -11,12 +11,12 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::Shared;
 use super::list::{ContinueToken, Render, list_body, object_body};
 use super::resources::{RESOURCES, ResourceType, SNAPSHOT_GROUP, VERBS, by_path};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::store::AtError;
 use super::watch;
+use super::{Shared, proto};
 use crate::faults::FaultAction;
 
 /// The server version announced on `/version`.
@@ -311,7 +311,12 @@ fn resource_list(group: &str, version: &str, crds: bool) -> Value {
 }
 
 fn access_review(shared: &Shared, body: &[u8]) -> Response {
-    let Ok(mut review) = serde_json::from_slice::<Value>(body) else {
+    let parsed = if proto::is_protobuf(body) {
+        proto::access_review(body)
+    } else {
+        serde_json::from_slice::<Value>(body).ok()
+    };
+    let Some(mut review) = parsed else {
         return failure(
             400,
             "BadRequest",
