@@ -50,7 +50,7 @@ fn fields(buf: &[u8]) -> Option<Vec<(u64, &[u8])>> {
     (pos == buf.len()).then_some(out)
 }
 
-fn message<'a>(buf: &'a [u8], number: u64) -> Option<&'a [u8]> {
+fn message(buf: &[u8], number: u64) -> Option<&[u8]> {
     fields(buf)?
         .into_iter()
         .find_map(|(n, b)| (n == number).then_some(b))

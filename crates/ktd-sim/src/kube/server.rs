@@ -399,10 +399,7 @@ fn resource(
         };
         let message = format!(
             "{plural}{} is forbidden: User \"system:serviceaccount:ktd:ktd\" cannot {verb} resource \"{plural}\" in API group \"{group}\" {scope}",
-            rt.group
-                .is_empty()
-                .then_some("")
-                .unwrap_or(&format!(".{group}")),
+            group_suffix(rt),
         );
         return failure(
             403,
