@@ -329,6 +329,17 @@ async fn watches_with_selectors_see_objects_leave_and_enter() {
     a["metadata"]["labels"]["app"] = json!("db");
     server.apply(a).unwrap();
     assert_eq!(w.next().await.unwrap()["type"], "ADDED");
+
+    // The legacy single-object watch path only sees that object.
+    let url = format!(
+        "{}/api/v1/persistentvolumes/b?watch=true&resourceVersion={}",
+        server.url(),
+        server.resource_version()
+    );
+    let (_, mut one) = Lines::open(&url).await;
+    server.apply(pv("c")).unwrap();
+    server.apply(pv("b")).unwrap();
+    assert_eq!(one.next().await.unwrap()["object"]["metadata"]["name"], "b");
 }
 
 #[tokio::test]

@@ -191,6 +191,11 @@ impl FieldSelector {
         FieldSelector(vec![("metadata.namespace", true, ns.to_owned())])
     }
 
+    /// A selector on the name (used for watches of a single object path).
+    pub fn name(name: &str) -> Self {
+        FieldSelector(vec![("metadata.name", true, name.to_owned())])
+    }
+
     /// Adds the requirements of `other`.
     pub fn and(mut self, other: FieldSelector) -> Self {
         self.0.extend(other.0);

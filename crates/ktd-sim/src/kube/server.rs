@@ -422,6 +422,10 @@ fn resource(
         fields = fields.and(FieldSelector::namespace(ns));
     }
     if watching {
+        // The legacy single-object watch path: a watch restricted to that name.
+        if let Some(name) = name {
+            fields = fields.and(FieldSelector::name(name));
+        }
         shared.stats.watches.fetch_add(1, Ordering::Relaxed);
         return watch::start(
             shared.clone(),
