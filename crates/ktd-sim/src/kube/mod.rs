@@ -9,7 +9,31 @@
 //! write verbs get `405 MethodNotAllowed`.
 //!
 //! Module map: [`resources`] (the kind table), [`store`] (objects, RVs, history),
-//! `selectors`, `server` (routing, discovery, lists), `watch`, `table`.
+//! [`selectors`], `server` (routing, discovery, lists), `watch`, `table`, `proto` (the
+//! protobuf SelfSubjectAccessReview kubectl posts).
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use ktd_sim::{Cluster, KubeApiServer};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! let shutdown = CancellationToken::new();
+//! let cluster = Cluster { name: "c1".into(), objects: vec![], snapshot_crds: true, denied: vec![] };
+//! let server = KubeApiServer::start(cluster, "127.0.0.1:0".parse().unwrap(), shutdown.clone()).await?;
+//! // kube: Client::try_from(kube::Config::new(server.url().parse()?))
+//! // kubectl --server "$URL" get pv
+//! server.expire_watches(); // every watcher gets a 410 and must re-list
+//! shutdown.cancel();
+//! server.stopped().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Not modelled (on purpose, for now): finalizers and graceful deletion (a delete removes
+//! the object at once), optimistic concurrency on writes (the handle always wins), the
+//! `events.k8s.io` group, subresources, OpenAPI and aggregated discovery (kubectl falls
+//! back to the legacy discovery served here), and continue-token expiry by age (tokens
+//! expire only when the history is compacted). Several WatchEvents may share one HTTP
+//! chunk when changes come in bursts; each is still one complete line, sent at once.
 
 pub mod resources;
 pub mod selectors;
