@@ -277,6 +277,31 @@ async fn too_old_resource_versions_get_an_error_event() {
 }
 
 #[tokio::test]
+async fn a_watcher_lagging_beyond_the_history_gets_410() {
+    let (server, _guard) = start(cluster(vec![pv("a")])).await;
+    server.set_history_capacity(10);
+    let now = server.resource_version();
+    let url = format!(
+        "{}/api/v1/persistentvolumes?watch=true&resourceVersion={now}",
+        server.url()
+    );
+    let (_, mut w) = Lines::open(&url).await;
+    // 50 changes before the watch task gets a chance to run (single-threaded runtime):
+    // the 10 kept in the history no longer reach back to the watcher's position.
+    for i in 0..50 {
+        server.apply(pv(&format!("burst-{i}"))).unwrap();
+    }
+    let e = w.next().await.unwrap();
+    assert_eq!(e["type"], "ERROR");
+    assert_eq!(e["object"]["reason"], "Expired");
+    assert_eq!(
+        e["object"]["message"],
+        format!("too old resource version: {now} (41)")
+    );
+    assert_eq!(w.next().await, None);
+}
+
+#[tokio::test]
 async fn streaming_lists_end_with_the_annotated_bookmark() {
     let (server, _guard) = start(cluster(vec![pv("a"), pv("b")])).await;
     let url = format!(

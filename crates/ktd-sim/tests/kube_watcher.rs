@@ -365,6 +365,59 @@ async fn dropped_streams_resume_without_missing_changes() {
 }
 
 #[tokio::test]
+async fn the_reflector_converges_through_errors_drops_and_latency() {
+    let (server, _guard) = start(cluster(
+        (0..20).map(|i| pv(&format!("pv-{i:02}"))).collect(),
+    ))
+    .await;
+    let api = Api::<PersistentVolume>::all(client(&server));
+    let (reader, writer) = reflector::store();
+    let mut events = reflector::reflector(
+        writer,
+        watcher(api, watcher::Config::default().page_size(6)),
+    )
+    .boxed();
+    let errors = std::sync::atomic::AtomicUsize::new(0);
+    let drive = async {
+        while let Some(event) = events.next().await {
+            if event.is_err() {
+                errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    };
+    let churn = async {
+        within(10, "the first sync", reader.wait_until_ready())
+            .await
+            .unwrap();
+        server.faults().set(ktd_sim::Faults {
+            latency_ms: 5,
+            error_rate: 0.2,
+            drop_rate: 0.1,
+            ..ktd_sim::Faults::default()
+        });
+        for round in 0..30 {
+            server.apply(pv(&format!("churn-{round:02}"))).unwrap();
+            if round % 4 == 0 {
+                server
+                    .delete("pv", None, &format!("pv-{:02}", round / 4))
+                    .unwrap();
+            }
+            if round % 10 == 9 {
+                server.expire_watches();
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        server.faults().set(ktd_sim::Faults::default());
+        converge(&reader, &server).await;
+    };
+    tokio::select! {
+        () = drive => panic!("the watcher ended"),
+        () = churn => {}
+    }
+    assert!(errors.into_inner() > 0, "faults were injected and seen");
+}
+
+#[tokio::test]
 async fn frequent_bookmarks_and_short_timeouts_do_not_disturb_the_watcher() {
     let (server, _guard) = start(cluster(vec![pv("a")])).await;
     server.set_bookmark_interval(Duration::from_millis(20));

@@ -240,6 +240,13 @@ impl KubeApiServer {
             .store(installed, Ordering::Relaxed);
     }
 
+    /// Sets how many changes per kind the watch history keeps (default
+    /// [`DEFAULT_HISTORY_CAPACITY`]); a watcher that falls further behind, or a continue
+    /// token older than the history, gets `410 Expired`.
+    pub fn set_history_capacity(&self, changes_per_kind: usize) {
+        self.shared.store.set_capacity(changes_per_kind);
+    }
+
     /// Sets the interval between BOOKMARK events for watches started from now on.
     pub fn set_bookmark_interval(&self, interval: Duration) {
         let ms = interval.as_millis().clamp(1, u128::from(u64::MAX)) as u64;

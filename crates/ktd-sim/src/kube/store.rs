@@ -189,6 +189,11 @@ impl Store {
         Ok(())
     }
 
+    /// Changes the per-kind history capacity (trimming at the next change).
+    pub fn set_capacity(&self, history_capacity: usize) {
+        self.lock().capacity = history_capacity.max(1);
+    }
+
     /// The current (global) resource version.
     pub fn current_rv(&self) -> u64 {
         self.lock().rv
