@@ -14,8 +14,10 @@
 
 pub mod faults;
 pub mod generate;
+pub mod kube;
 pub mod world;
 
 pub use faults::{FaultAction, FaultInjector, Faults};
 pub use generate::{GenerateOptions, generate};
+pub use kube::KubeApiServer;
 pub use world::{Cluster, GroundTruth, Nas, Personality, World};
