@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use ktd_model::Timestamp;
+use ktd_sim::serve::{Bind, SimServers};
 use ktd_sim::{GenerateOptions, Personality, World};
+use tokio_util::sync::CancellationToken;
 use serde::Serialize;
 
 use crate::cli::{GenerateArgs, ServeArgs, SimCommand, WorldArgs};
@@ -152,6 +154,83 @@ async fn serve(args: ServeArgs, format: Format) -> anyhow::Result<ExitCode> {
         Some(path) => read_world(path)?,
         None => ktd_sim::generate(&options(&args.generate)?),
     };
-    let _ = (format, world);
-    anyhow::bail!("not wired yet")
+    let personality = world.nas.personality;
+    let summary = Summary::of(&world);
+    let shutdown = CancellationToken::new();
+    let bind = Bind {
+        ip: args.bind,
+        truenas_port: args.truenas_port,
+        kube_port: args.kube_port,
+    };
+    let servers = SimServers::start(world, bind, shutdown.clone())
+        .await
+        .context("cannot start the simulated servers")?;
+    if let Some(path) = &args.kubeconfig_out {
+        std::fs::write(path, servers.kubeconfig())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let endpoints = Endpoints {
+        kubernetes: servers
+            .clusters
+            .iter()
+            .map(|(name, s)| (name.clone(), s.url()))
+            .collect(),
+        truenas: servers.truenas.url(),
+        truenas_version: personality.version_string().to_owned(),
+        api_key: servers.api_key.clone(),
+        kubeconfig: args.kubeconfig_out.as_ref().map(|p| p.display().to_string()),
+        summary,
+    };
+    output::print(format, &endpoints, |out| {
+        for (name, url) in &endpoints.kubernetes {
+            writeln!(out, "kubernetes {name:<12} {url}")?;
+        }
+        writeln!(out, "truenas    {:<12} {}", endpoints.truenas_version, endpoints.truenas)?;
+        if let Some(key) = &endpoints.api_key {
+            writeln!(out, "api key    {key}")?;
+        }
+        if let Some(path) = &endpoints.kubeconfig {
+            writeln!(out, "kubeconfig {path}")?;
+        }
+        writeln!(out)?;
+        endpoints.summary.table().write(&mut *out)?;
+        writeln!(out, "\nserving until Ctrl-C")
+    })?;
+    std::io::stdout().flush()?;
+    wait_for_signal().await;
+    shutdown.cancel();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `ktd sim serve` prints.
+#[derive(Debug, Serialize)]
+struct Endpoints {
+    kubernetes: BTreeMap<String, String>,
+    truenas: String,
+    truenas_version: String,
+    api_key: Option<String>,
+    kubeconfig: Option<String>,
+    summary: Summary,
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
