@@ -13,7 +13,9 @@
 //! Product crates never depend on this one except in tests, benches and `ktd demo`.
 
 pub mod faults;
+pub mod truenas;
 pub mod world;
 
 pub use faults::{FaultAction, FaultInjector, Faults};
+pub use truenas::TrueNasServer;
 pub use world::{Cluster, GroundTruth, Nas, Personality, World};
