@@ -291,10 +291,17 @@ fn dataset_query(
         None => r.roots.clone(),
     };
     let mut order = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for t in tops {
+        if !seen.insert(t) {
+            continue;
+        }
         if flat && x.children {
             let mut stack = vec![t];
             while let Some(d) = stack.pop() {
+                if d != t && !seen.insert(d) {
+                    continue;
+                }
                 order.push(d);
                 stack.extend(r.children[d].iter().rev());
             }
