@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::methods::{self, CallError, Ctx, Transport};
+use super::methods::{self, CallError, Ctx, Output, Transport};
 use super::{Event, KeyCheck, Shared};
 use crate::faults::FaultAction;
 use crate::world::Personality;
@@ -337,13 +337,16 @@ fn on_text(conn: &Arc<Conn>, text: &str) -> bool {
         let reply = run_call(&conn2, &method, params).await;
         conn2.in_flight.fetch_sub(1, Ordering::SeqCst);
         if let (Some(reply), Some(id)) = (reply, id) {
-            conn2.send(&match reply {
-                Ok(v) => json!({"jsonrpc": "2.0", "id": id, "result": v}),
-                Err(e) => match e {
-                    Reply::Call(e) => call_error(&id, e),
-                    Reply::Raw(code, msg, data) => error(&id, code, &msg, data),
-                },
-            });
+            let text = match reply {
+                Ok(out) => format!(
+                    r#"{{"jsonrpc":"2.0","id":{id},"result":{}}}"#,
+                    out.into_text(false)
+                ),
+                Err(Reply::Call(e)) => call_error(&id, e).to_string(),
+                Err(Reply::Raw(code, msg, data)) => error(&id, code, &msg, data).to_string(),
+            };
+            // A closed writer means the connection is going away.
+            let _ = conn2.tx.send(Out::Text(text));
         }
     });
     true
@@ -359,7 +362,7 @@ async fn run_call(
     conn: &Arc<Conn>,
     method: &str,
     params: Vec<Value>,
-) -> Option<Result<Value, Reply>> {
+) -> Option<Result<Output, Reply>> {
     let shared = &conn.shared;
     tokio::select! {
         () = tokio::time::sleep(shared.faults.latency()) => {}
@@ -442,10 +445,13 @@ async fn run_call(
                 methods::call(&ctx, &method, &params)
             })
             .await;
-            done.unwrap_or(Err(CallError::einval("internal error")))
+            return Some(
+                done.unwrap_or(Err(CallError::einval("internal error")))
+                    .map_err(Reply::Call),
+            );
         }
     };
-    Some(result.map_err(Reply::Call))
+    Some(result.map(Output::Value).map_err(Reply::Call))
 }
 
 /// API-key login; returns the `response_type`.

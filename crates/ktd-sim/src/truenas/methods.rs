@@ -8,6 +8,7 @@ use super::Shared;
 use super::query::{self, Filter, Options};
 use super::records;
 use super::render::{NON_PROPERTY_KEYS, Rendered, zfs_name};
+use super::snapshots;
 use crate::world::Personality;
 
 /// How a failed call surfaces (the transports map it to their own wire shapes).
@@ -109,7 +110,45 @@ pub(crate) fn exists(server: Personality, transport: Transport, method: &str) ->
 }
 
 /// Calls a read method. `params` are the positional JSON-RPC params.
-pub(crate) fn call(ctx: &Ctx<'_>, method: &str, params: &[Value]) -> Result<Value, CallError> {
+pub(crate) fn call(ctx: &Ctx<'_>, method: &str, params: &[Value]) -> Result<Output, CallError> {
+    let snapshot_query = method == "zfs.snapshot.query" || method == "pool.snapshot.query";
+    if snapshot_query && exists(ctx.server, ctx.transport, method) {
+        let filters = query::parse_filters(params.first())?;
+        let opts = Options::parse(params.get(1))?;
+        return snapshots::query(&ctx.shared.rendered(ctx.shape), &filters, &opts);
+    }
+    call_value(ctx, method, params).map(Output::Value)
+}
+
+/// A method result: a value, or JSON text rendered ahead of time (big snapshot lists).
+#[derive(Debug)]
+pub(crate) enum Output {
+    /// A JSON value.
+    Value(Value),
+    /// JSON text.
+    Raw(String),
+}
+
+impl Output {
+    /// As a value (parses raw text).
+    pub(crate) fn into_value(self) -> Value {
+        match self {
+            Output::Value(v) => v,
+            Output::Raw(t) => serde_json::from_str(&t).unwrap_or(Value::Null),
+        }
+    }
+
+    /// As JSON text.
+    pub(crate) fn into_text(self, pretty: bool) -> String {
+        match self {
+            Output::Value(v) if pretty => serde_json::to_string_pretty(&v).unwrap_or_default(),
+            Output::Value(v) => v.to_string(),
+            Output::Raw(t) => t,
+        }
+    }
+}
+
+fn call_value(ctx: &Ctx<'_>, method: &str, params: &[Value]) -> Result<Value, CallError> {
     if !exists(ctx.server, ctx.transport, method) {
         return Err(CallError::NoMethod);
     }
@@ -154,33 +193,9 @@ pub(crate) fn call(ctx: &Ctx<'_>, method: &str, params: &[Value]) -> Result<Valu
             match svc {
                 "pool" => query::apply(r.pools.iter().map(Cow::Borrowed), &filters, &opts),
                 "pool.dataset" => dataset_query(&r, p, &filters, &opts),
-                _ => snapshot_query(&r, &filters, &opts),
+                _ => snapshots::query(&r, &filters, &opts).map(Output::into_value),
             }
         }
-    }
-}
-
-/// The ids named by a single `id|name =|in` filter (what the middleware pushes to libzfs).
-fn pushed_down_ids(filters: &[Filter]) -> Option<Vec<String>> {
-    let [
-        Filter::Cmp {
-            field, op, value, ..
-        },
-    ] = filters
-    else {
-        return None;
-    };
-    if field != "id" && field != "name" {
-        return None;
-    }
-    match (op.as_str(), value) {
-        ("=", Value::String(s)) => Some(vec![s.clone()]),
-        ("in", Value::Array(a)) => Some(
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect(),
-        ),
-        _ => None,
     }
 }
 
@@ -211,10 +226,8 @@ fn dataset_node(r: &Rendered, i: usize, x: &DsExtras, with_children: bool) -> Va
         while let Some(d) = stack.pop() {
             let dn = r.datasets[d]["name"].as_str().unwrap_or_default();
             for &s in r.snaps_by_dataset.get(dn).map_or(&[][..], Vec::as_slice) {
-                snaps.push(project_snapshot(
-                    &r.snapshots[s],
-                    x.snapshots_properties.as_deref(),
-                ));
+                let props = x.snapshots_properties.as_deref();
+                snaps.push(snapshots::projected(&r.snapshots[s], props, false, false));
             }
             if x.snapshots_recursive {
                 stack.extend(r.children[d].iter().rev());
@@ -252,17 +265,6 @@ fn project_dataset(own: &Value, x: &DsExtras) -> Map<String, Value> {
         .collect()
 }
 
-fn project_snapshot(full: &Value, props: Option<&[String]>) -> Value {
-    let Some(props) = props else {
-        return full.clone();
-    };
-    let mut o = full.clone();
-    if let Some(Value::Object(m)) = o.get_mut("properties") {
-        m.retain(|k, _| props.iter().any(|p| p == k));
-    }
-    o
-}
-
 fn dataset_query(
     r: &Rendered,
     p: Personality,
@@ -283,7 +285,7 @@ fn dataset_query(
         snapshots_count: opts.extra_bool("snapshots_count", false),
     };
     let flat = opts.extra_bool("flat", true);
-    let tops: Vec<usize> = match pushed_down_ids(filters) {
+    let tops: Vec<usize> = match snapshots::pushed_down_ids(filters) {
         Some(ids) => ids
             .iter()
             .filter_map(|id| r.ds_index.get(id).copied())
@@ -314,105 +316,15 @@ fn dataset_query(
         .into_iter()
         .map(|i| (i, Value::Object(project_dataset(&r.datasets[i], &x))))
         .collect();
-    let mut page_opts = opts.clone();
-    page_opts.select.clear();
-    page_opts.get = false;
-    let kept: Vec<(usize, Value)> = shallow
-        .into_iter()
-        .filter(|(_, v)| query::matches(filters, v))
-        .collect();
-    if opts.count {
-        return Ok(json!(kept.len()));
-    }
-    let mut idx_rows: Vec<Value> = kept
-        .into_iter()
-        .map(|(i, mut v)| {
-            v["__sim_index"] = json!(i);
-            v
-        })
-        .collect();
-    let paged = query::apply(idx_rows.drain(..).map(Cow::Owned), &[], &page_opts)?;
-    let rows: Vec<Value> = paged
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v["__sim_index"].as_u64())
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default()
-        .into_iter()
-        .map(|i| dataset_node(r, i as usize, &x, x.children))
-        .collect();
-    let mut final_opts = Options {
-        select: opts.select.clone(),
-        get: opts.get,
-        ..Options::default()
+    let shallow = shallow.into_iter();
+    let rows = match query::select_rows(shallow, |(_, v)| v, filters, opts) {
+        query::Selected::Count(n) => return Ok(json!(n)),
+        query::Selected::Rows(rows) => rows,
     };
-    final_opts.extra = Map::new();
-    query::apply(rows.into_iter().map(Cow::Owned), &[], &final_opts)
-}
-
-fn snapshot_query(r: &Rendered, filters: &[Filter], opts: &Options) -> Result<Value, CallError> {
-    let props = opts.extra_list("properties");
-    let holds = opts.extra_bool("holds", false);
-    let retention = opts.extra_bool("retention", false);
-    let has_id_filter = filters
-        .iter()
-        .any(|f| matches!(f, Filter::Cmp { field, .. } if field == "id" || field == "name"));
-    if retention && !has_id_filter && opts.limit == 0 {
-        return Err(CallError::einval(
-            "`id` filter or `limit` option must be specified when retrieving retention",
-        ));
-    }
-    let txg = |k: &str| opts.extra.get(k).and_then(Value::as_u64);
-    let (min_txg, max_txg) = (txg("min_txg"), txg("max_txg"));
-    let candidates: Box<dyn Iterator<Item = &Value>> = match pushed_down_ids(filters) {
-        Some(ids) => {
-            let wanted: std::collections::HashSet<String> = ids.into_iter().collect();
-            Box::new(
-                r.snapshots
-                    .iter()
-                    .filter(move |s| wanted.contains(s["id"].as_str().unwrap_or_default())),
-            )
-        }
-        None => Box::new(r.snapshots.iter()),
-    };
-    let plain = props.is_none() && !holds && !retention;
-    let rows = candidates
-        .filter(|s| {
-            let t: u64 = s["createtxg"]
-                .as_str()
-                .and_then(|t| t.parse().ok())
-                .unwrap_or(0);
-            min_txg.is_none_or(|m| t >= m) && max_txg.is_none_or(|m| t <= m)
-        })
-        .map(|s| {
-            if plain {
-                return Cow::Borrowed(s);
-            }
-            let mut v = project_snapshot(s, props.as_deref());
-            if holds {
-                let n = s["properties"]["userrefs"]["parsed"].as_u64().unwrap_or(0);
-                v["holds"] = if n > 0 {
-                    json!({"truenas": n})
-                } else {
-                    json!({})
-                };
-            }
-            if retention {
-                let at = s["properties"].as_object().and_then(|m| {
-                    m.iter()
-                        .find(|(k, _)| k.starts_with("org.truenas:destroy_at_"))
-                        .and_then(|(_, p)| p["value"].as_str().and_then(|t| t.parse::<i64>().ok()))
-                });
-                v["retention"] = at.map_or(
-                    Value::Null,
-                    |t| json!({"datetime": super::render::date(t), "source": "property"}),
-                );
-            }
-            Cow::Owned(v)
-        });
-    query::apply(rows, filters, opts)
+    let rows = rows
+        .into_iter()
+        .map(|(i, _)| Cow::Owned(dataset_node(r, i, &x, x.children)));
+    query::finish(rows, opts)
 }
 
 /// A dataset as `pool.dataset.query` returns it by default (events' `fields`).

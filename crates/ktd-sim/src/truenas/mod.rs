@@ -22,6 +22,7 @@ mod query;
 mod records;
 pub(crate) mod render;
 mod rest;
+mod snapshots;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -53,6 +54,8 @@ pub(crate) struct Shared {
     client_remote: AtomicBool,
     gateway_timeout: Mutex<Duration>,
     boot_id: String,
+    /// Injected REST errors so far (alternates 500 and 503).
+    injected_errors: AtomicU64,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -159,6 +162,7 @@ impl TrueNasServer {
             client_remote: AtomicBool::new(false),
             gateway_timeout: Mutex::new(NGINX_TIMEOUT),
             boot_id: uuid::Uuid::new_v4().to_string(),
+            injected_errors: AtomicU64::new(0),
             shutdown: shutdown.clone(),
             tasks: TaskTracker::new(),
         });

@@ -332,30 +332,42 @@ fn set_path(out: &mut Map<String, Value>, path: &str, v: Value) {
     }
 }
 
-/// Applies filters and options (except `extra`, which the method handles) to `items`.
-pub(crate) fn apply<'a>(
-    items: impl IntoIterator<Item = Cow<'a, Value>>,
+/// Rows left after filtering, ordering and paging, or their count.
+pub(crate) enum Selected<T> {
+    /// `count: true`.
+    Count(usize),
+    /// The page of rows, in order.
+    Rows(Vec<T>),
+}
+
+/// Filters, orders and pages rows of any type through `key` (everything but `select`/`get`).
+pub(crate) fn select_rows<T>(
+    items: impl IntoIterator<Item = T>,
+    key: impl Fn(&T) -> &Value,
     filters: &[Filter],
     opts: &Options,
-) -> Result<Value, CallError> {
-    let mut rows: Vec<Cow<'a, Value>> = items.into_iter().filter(|v| matches(filters, v)).collect();
+) -> Selected<T> {
+    let mut rows: Vec<T> = items
+        .into_iter()
+        .filter(|v| matches(filters, key(v)))
+        .collect();
     if opts.count {
-        return Ok(Value::from(rows.len()));
+        return Selected::Count(rows.len());
     }
-    for key in opts.order_by.iter().rev() {
-        let (key, nulls_first) = match key.strip_prefix("nulls_first:") {
+    for order in opts.order_by.iter().rev() {
+        let (order, nulls_first) = match order.strip_prefix("nulls_first:") {
             Some(k) => (k, true),
-            None => (key.strip_prefix("nulls_last:").unwrap_or(key), false),
+            None => (order.strip_prefix("nulls_last:").unwrap_or(order), false),
         };
-        let (field, desc) = match key.strip_prefix('-') {
+        let (field, desc) = match order.strip_prefix('-') {
             Some(f) => (f, true),
-            None => (key, false),
+            None => (order, false),
         };
         let null = Value::Null;
         rows.sort_by(|a, b| {
             let (x, y) = (
-                lookup(a, field).unwrap_or(&null),
-                lookup(b, field).unwrap_or(&null),
+                lookup(key(a), field).unwrap_or(&null),
+                lookup(key(b), field).unwrap_or(&null),
             );
             let o = order_key(x, y, nulls_first);
             if desc && !(x.is_null() || y.is_null()) {
@@ -365,36 +377,75 @@ pub(crate) fn apply<'a>(
             }
         });
     }
-    let rows: Vec<Cow<'a, Value>> = rows.into_iter().skip(opts.offset).collect();
-    let rows: Vec<Cow<'a, Value>> = if opts.limit > 0 {
-        rows.into_iter().take(opts.limit).collect()
+    let rows = rows.into_iter().skip(opts.offset);
+    Selected::Rows(if opts.limit > 0 {
+        rows.take(opts.limit).collect()
     } else {
-        rows
-    };
-    let project = |row: Cow<'a, Value>| -> Value {
-        if opts.select.is_empty() {
-            return row.into_owned();
-        }
-        let mut out = Map::new();
-        for (path, alias) in &opts.select {
-            if let Some(v) = lookup(&row, path) {
-                if path == alias {
-                    set_path(&mut out, path, v.clone());
-                } else {
-                    out.insert(alias.clone(), v.clone());
-                }
+        rows.collect()
+    })
+}
+
+/// `select` on one row.
+pub(crate) fn project(row: Cow<'_, Value>, opts: &Options) -> Value {
+    if opts.select.is_empty() {
+        return row.into_owned();
+    }
+    let mut out = Map::new();
+    for (path, alias) in &opts.select {
+        if let Some(v) = lookup(&row, path) {
+            if path == alias {
+                set_path(&mut out, path, v.clone());
+            } else {
+                out.insert(alias.clone(), v.clone());
             }
         }
-        Value::Object(out)
-    };
-    if opts.get {
-        return rows
-            .into_iter()
-            .next()
-            .map(project)
-            .ok_or(CallError::NotFound);
     }
-    Ok(Value::Array(rows.into_iter().map(project).collect()))
+    Value::Object(out)
+}
+
+/// `select` and `get` on the selected rows.
+pub(crate) fn finish<'a>(
+    rows: impl IntoIterator<Item = Cow<'a, Value>>,
+    opts: &Options,
+) -> Result<Value, CallError> {
+    let mut rows = rows.into_iter().map(|r| project(r, opts));
+    if opts.get {
+        return rows.next().ok_or(CallError::NotFound);
+    }
+    Ok(Value::Array(rows.collect()))
+}
+
+/// Every field path the filters, `order_by` and `select` look at.
+pub(crate) fn fields_used<'a>(filters: &'a [Filter], opts: &'a Options) -> Vec<&'a str> {
+    fn walk<'a>(f: &'a Filter, out: &mut Vec<&'a str>) {
+        match f {
+            Filter::Cmp { field, .. } => out.push(field),
+            Filter::Or(b) | Filter::And(b) => b.iter().flatten().for_each(|f| walk(f, out)),
+        }
+    }
+    let mut out = Vec::new();
+    filters.iter().for_each(|f| walk(f, &mut out));
+    for o in &opts.order_by {
+        let o = o
+            .strip_prefix("nulls_first:")
+            .or_else(|| o.strip_prefix("nulls_last:"))
+            .unwrap_or(o);
+        out.push(o.strip_prefix('-').unwrap_or(o));
+    }
+    out.extend(opts.select.iter().map(|(p, _)| p.as_str()));
+    out
+}
+
+/// Applies filters and options (except `extra`, which the method handles) to `items`.
+pub(crate) fn apply<'a>(
+    items: impl IntoIterator<Item = Cow<'a, Value>>,
+    filters: &[Filter],
+    opts: &Options,
+) -> Result<Value, CallError> {
+    match select_rows(items, |v| v.as_ref(), filters, opts) {
+        Selected::Count(n) => Ok(Value::from(n)),
+        Selected::Rows(rows) => finish(rows, opts),
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
+use super::snapshots::{self, SnapRow};
 use crate::world::{Dataset, DatasetType, Nas, Personality, Pool};
 
 /// Where a property value comes from (`zfs get -o source`).
@@ -96,16 +97,6 @@ fn dprop(parsed: Value, raw: impl Into<String>, value: Value, source: &Source) -
            "source": source.name(), "source_info": source.info()})
 }
 
-/// A snapshot property object `{value, rawvalue, source, parsed}` (no `source_info`).
-fn sprop(
-    parsed: Value,
-    raw: impl Into<String>,
-    value: impl Into<String>,
-    source: &Source,
-) -> Value {
-    json!({"parsed": parsed, "rawvalue": raw.into(), "value": value.into(), "source": source.name()})
-}
-
 fn bytes_prop(n: u64, source: &Source) -> Value {
     dprop(json!(n), n.to_string(), json!(nicenum(n)), source)
 }
@@ -169,7 +160,7 @@ pub(crate) struct Rendered {
     /// Indices of pool root datasets.
     pub roots: Vec<usize>,
     /// Every snapshot with all properties.
-    pub snapshots: Vec<Value>,
+    pub snapshots: Vec<SnapRow>,
     /// Dataset name → indices of its snapshots.
     pub snaps_by_dataset: HashMap<String, Vec<usize>>,
     /// `pool.query` entries.
@@ -295,119 +286,14 @@ pub(crate) fn render(nas: &Nas, p: Personality) -> Rendered {
             continue;
         }
         let full = s.full_name();
-        let mut props = Map::new();
-        let none = Source::None;
-        props.insert(
-            "type".into(),
-            sprop(json!("SNAPSHOT"), "snapshot", "snapshot", &none),
-        );
-        props.insert(
-            "creation".into(),
-            sprop(
-                date(s.creation),
-                s.creation.to_string(),
-                ctime(s.creation),
-                &none,
-            ),
-        );
-        for (k, v) in [("used", s.used), ("referenced", s.referenced)] {
-            props.insert(k.into(), sprop(json!(v), v.to_string(), nicenum(v), &none));
-        }
-        props.insert(
-            "logicalreferenced".into(),
-            sprop(
-                json!(s.referenced),
-                s.referenced.to_string(),
-                nicenum(s.referenced),
-                &none,
-            ),
-        );
-        props.insert(
-            "written".into(),
-            sprop(json!(s.used), s.used.to_string(), nicenum(s.used), &none),
-        );
-        props.insert(
-            "compressratio".into(),
-            sprop(json!("1.00"), "1.00", "1.00x", &none),
-        );
-        props.insert(
-            "refcompressratio".into(),
-            sprop(json!("1.00"), "1.00", "1.00x", &none),
-        );
-        let txg = s.createtxg.to_string();
-        props.insert(
-            "createtxg".into(),
-            sprop(json!(s.createtxg), txg.clone(), txg.clone(), &none),
-        );
-        let guid = fake_guid(&full);
-        props.insert(
-            "guid".into(),
-            sprop(json!(guid), guid.to_string(), guid.to_string(), &none),
-        );
-        let dd = if s.defer_destroy { "on" } else { "off" };
-        props.insert(
-            "defer_destroy".into(),
-            sprop(json!(s.defer_destroy), dd, dd, &none),
-        );
-        let refs = s.holds.to_string();
-        props.insert(
-            "userrefs".into(),
-            sprop(json!(s.holds), refs.clone(), refs, &none),
-        );
         let cl = clones
             .get(full.as_str())
             .map(|v| v.join(","))
             .unwrap_or_default();
-        props.insert("clones".into(), sprop(json!(cl), cl.clone(), cl, &none));
-        let dflt = Source::Default;
-        if nas.datasets[di].kind == DatasetType::Filesystem {
-            props.insert(
-                "casesensitivity".into(),
-                sprop(json!("sensitive"), "sensitive", "sensitive", &none),
-            );
-            props.insert("exec".into(), sprop(json!(true), "on", "on", &dflt));
-            props.insert("xattr".into(), sprop(json!("sa"), "sa", "sa", &dflt));
-        }
-        props.insert(
-            "encryption".into(),
-            sprop(json!("off"), "off", "off", &dflt),
-        );
-        let mut user: std::collections::BTreeMap<&str, UserProp> = eff[di]
-            .iter()
-            .map(|(k, up)| {
-                let source = up.source.inherited_via(&s.dataset);
-                (
-                    k.as_str(),
-                    UserProp {
-                        value: up.value.clone(),
-                        source,
-                    },
-                )
-            })
-            .collect();
-        for (k, v) in &s.user_properties {
-            user.insert(
-                k,
-                UserProp {
-                    value: v.clone(),
-                    source: Source::Local,
-                },
-            );
-        }
-        for (k, up) in user {
-            let v = &up.value;
-            props.insert(
-                k.to_owned(),
-                sprop(json!(v), v.clone(), v.clone(), &up.source),
-            );
-        }
-        let pool = s.dataset.split('/').next().unwrap_or_default();
+        let filesystem = nas.datasets[di].kind == DatasetType::Filesystem;
         let idx = out.snapshots.len();
-        out.snapshots.push(json!({
-            "id": full, "name": full, "pool": pool, "type": "SNAPSHOT",
-            "snapshot_name": s.name, "dataset": s.dataset, "createtxg": txg,
-            "properties": Value::Object(props),
-        }));
+        out.snapshots
+            .push(snapshots::row(s, full, filesystem, &eff[di], &cl));
         out.snaps_by_dataset
             .entry(s.dataset.clone())
             .or_default()

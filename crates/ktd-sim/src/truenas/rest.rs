@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
@@ -149,8 +149,6 @@ fn parse_query_string(q: &str) -> (Vec<Value>, Map<String, Value>) {
     (filters, opts)
 }
 
-static ERROR_COUNTER: AtomicU64 = AtomicU64::new(0);
-
 /// One REST request.
 pub(crate) async fn handle(
     State(shared): State<Arc<Shared>>,
@@ -167,7 +165,7 @@ pub(crate) async fn handle(
         FaultAction::Error => {
             // Alternate between a middleware exception (500) and nginx with the
             // middleware down (503).
-            return if ERROR_COUNTER.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
+            return if shared.injected_errors.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
                 json_response(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     &json!({
@@ -281,8 +279,7 @@ pub(crate) async fn handle(
             shape: server,
             transport: Transport::Rest,
         };
-        methods::call(&ctx, &rpc_method, &params)
-            .map(|v| serde_json::to_string_pretty(&v).unwrap_or_default())
+        methods::call(&ctx, &rpc_method, &params).map(|out| out.into_text(true))
     })
     .await;
     match result {

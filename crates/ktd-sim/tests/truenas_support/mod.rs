@@ -254,7 +254,11 @@ pub struct Rpc {
 impl Rpc {
     pub async fn connect(server: &TrueNasServer, path: &str) -> Rpc {
         let url = format!("{}{path}", server.url().replace("http://", "ws://"));
-        let (ws, _) = tokio_tungstenite::connect_async(url)
+        // Big enough for 100,000 snapshots in one reply.
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(None)
+            .max_frame_size(None);
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false)
             .await
             .expect("websocket connect");
         Rpc {
