@@ -156,11 +156,12 @@ fn call_value(ctx: &Ctx<'_>, method: &str, params: &[Value]) -> Result<Value, Ca
     let p = ctx.shape;
     match method {
         "core.ping" => return Ok(json!("pong")),
-        "system.version" => return Ok(json!(p.version_string())),
-        "system.version_short" => return Ok(json!(p.version_short())),
-        "system.info" => return Ok(records::system_info(&nas, p)),
+        // The release is the server's, whatever API version the endpoint speaks.
+        "system.version" => return Ok(json!(ctx.server.version_string())),
+        "system.version_short" => return Ok(json!(ctx.server.version_short())),
+        "system.info" => return Ok(records::system_info(&nas, ctx.server, p)),
         "iscsi.global.config" => return Ok(records::iscsi_global(&nas, p)),
-        "alert.list" => return Ok(Value::Array(records::alerts(&nas, p))),
+        "alert.list" => return Ok(Value::Array(records::alerts(&nas, ctx.server))),
         _ => {}
     }
     let (svc, verb) = method.rsplit_once('.').ok_or(CallError::NoMethod)?;

@@ -202,10 +202,10 @@ pub(crate) fn lookup<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
         return Some(x);
     }
     for (i, _) in path.match_indices('.') {
-        if let Some(x) = obj.get(&path[..i]) {
-            if let Some(found) = lookup(x, &path[i + 1..]) {
-                return Some(found);
-            }
+        if let Some(x) = obj.get(&path[..i])
+            && let Some(found) = lookup(x, &path[i + 1..])
+        {
+            return Some(found);
         }
     }
     None

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::render::{date, fake_guid, usable_size};
+use super::render::{date, fake_guid};
 use crate::world::{Nas, Personality};
 
 /// `sharing.nfs.query` entries.
@@ -155,8 +155,8 @@ pub(crate) fn now() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
-/// `system.info`.
-pub(crate) fn system_info(nas: &Nas, p: Personality) -> Value {
+/// `system.info` of a `server` release, in the shape of API version `p`.
+pub(crate) fn system_info(nas: &Nas, server: Personality, p: Personality) -> Value {
     let now = now();
     let up = (now - nas.boottime).max(0);
     let uptime = format!(
@@ -167,7 +167,7 @@ pub(crate) fn system_info(nas: &Nas, p: Personality) -> Value {
         up % 60
     );
     let mut o = json!({
-        "version": p.version_string(), "buildtime": date(nas.boottime - 30 * 86_400),
+        "version": server.version_string(), "buildtime": date(nas.boottime - 30 * 86_400),
         "hostname": nas.hostname, "physmem": 68_719_476_736u64, "model": "AMD EPYC 7302P 16-Core Processor",
         "cores": 32, "physical_cores": 16, "loadavg": [0.42, 0.38, 0.35],
         "uptime": uptime, "uptime_seconds": up as f64,
@@ -196,6 +196,30 @@ fn capacity_thresholds(p: Personality) -> [(u64, &'static str, &'static str); 3]
     ]
 }
 
+/// Python `%` formatting with a dict: `%(name)s`, `%(name)d`, `%%`.
+fn format_alert(text: &str, args: &Value) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i + 1..];
+        if let Some(r) = rest.strip_prefix('%') {
+            out.push('%');
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix('(')
+            && let Some(end) = r.find(')')
+        {
+            let v = &args[&r[..end]];
+            out.push_str(&v.as_str().map_or_else(|| v.to_string(), str::to_owned));
+            rest = r.get(end + 2..).unwrap_or_default();
+        } else {
+            out.push('%');
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn alert(
     source: &str,
     klass: &str,
@@ -203,9 +227,9 @@ fn alert(
     key: &str,
     args: Value,
     text: &str,
-    formatted: String,
     at: i64,
 ) -> Value {
+    let formatted = format_alert(text, &args);
     let uuid = uuid::Uuid::from_u64_pair(fake_guid(klass), fake_guid(key)).to_string();
     json!({"uuid": uuid, "id": uuid, "source": source, "klass": klass, "args": args,
            "node": "Controller A", "key": key, "datetime": date(at), "last_occurrence": date(at),
@@ -231,7 +255,6 @@ pub(crate) fn alerts(nas: &Nas, p: Personality) -> Vec<Value> {
                 "ZpoolCapacity", klass, level, &key,
                 json!({"volume": pool.name, "capacity": capacity}),
                 "Space usage for pool \"%(volume)s\" is %(capacity)d%%. Optimal pool performance requires used space remain below 80%%.",
-                format!("Space usage for pool \"{}\" is {capacity}%. Optimal pool performance requires used space remain below 80%.", pool.name),
                 at,
             ));
         }
@@ -244,7 +267,6 @@ pub(crate) fn alerts(nas: &Nas, p: Personality) -> Vec<Value> {
                 &key,
                 json!({"volume": pool.name, "state": pool.status, "status": ""}),
                 "Pool %(volume)s state is %(state)s: %(status)s",
-                format!("Pool {} state is {}: ", pool.name, pool.status),
                 at,
             ));
         }
@@ -255,7 +277,6 @@ pub(crate) fn alerts(nas: &Nas, p: Personality) -> Vec<Value> {
             "SnapshotCount", "SnapshotTotalCount", "WARNING", "null",
             json!({"count": total, "max": 10_000}),
             "Your system has more snapshots (%(count)d) than recommended (%(max)d). Performance or functionality might degrade.",
-            format!("Your system has more snapshots ({total}) than recommended (10000). Performance or functionality might degrade."),
             at,
         ));
     }
@@ -265,11 +286,9 @@ pub(crate) fn alerts(nas: &Nas, p: Personality) -> Vec<Value> {
                 "ApiKeyRevoked", "ApiKeyRevoked", "WARNING", &key.id.to_string(),
                 json!({"key_name": key.name, "reason": "Attempt to use over an insecure transport"}),
                 "%(key_name)s: API key has been revoked and must either be renewed or deleted. Once the maintenance is performed, this alert may be dismissed. Reason: %(reason)s.",
-                format!("{}: API key has been revoked and must either be renewed or deleted. Once the maintenance is performed, this alert may be dismissed. Reason: Attempt to use over an insecure transport.", key.name),
                 at,
             ));
         }
     }
-    let _ = usable_size;
     out
 }

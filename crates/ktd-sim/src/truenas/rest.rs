@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use super::methods::{self, CallError, Ctx, Transport};
 use super::{KeyCheck, Shared};
 use crate::faults::FaultAction;
+use crate::world::Personality;
 
 /// What a REST path resolves to.
 enum Route {
@@ -50,10 +51,11 @@ fn pct_decode(s: &str) -> String {
 }
 
 fn coerce(v: &str) -> Value {
-    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(n) = v.parse::<i64>() {
-            return json!(n);
-        }
+    if !v.is_empty()
+        && v.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(n) = v.parse::<i64>()
+    {
+        return json!(n);
     }
     match v {
         "true" => json!(true),
@@ -63,7 +65,7 @@ fn coerce(v: &str) -> Value {
     }
 }
 
-fn resolve(server: crate::world::Personality, path: &str) -> Option<Route> {
+fn resolve(server: Personality, path: &str) -> Option<Route> {
     let path = path.trim_matches('/');
     if path.is_empty() || path == "openapi.json" {
         return Some(Route::OpenApi);
@@ -251,9 +253,9 @@ pub(crate) async fn handle(
     let (rpc_method, params) = match route {
         Route::OpenApi => unreachable!("answered above"),
         Route::Plain(m) if m != "core.get_jobs" => (m.to_owned(), Vec::new()),
-        Route::Plain(m) => match query_params(&uri, &body) {
+        Route::Plain(m) => match query_params(server, &uri, &body) {
             Ok(p) => (m.to_owned(), p),
-            Err(r) => return r,
+            Err(r) => return *r,
         },
         Route::Crud {
             service,
@@ -266,9 +268,9 @@ pub(crate) async fn handle(
                 vec![json!([["id", "=", id]]), Value::Object(opts)],
             )
         }
-        Route::Crud { service, id: None } => match query_params(&uri, &body) {
+        Route::Crud { service, id: None } => match query_params(server, &uri, &body) {
             Ok(p) => (format!("{service}.query"), p),
-            Err(r) => return r,
+            Err(r) => return *r,
         },
     };
     let shared2 = shared.clone();
@@ -298,7 +300,7 @@ pub(crate) async fn handle(
 }
 
 /// `[filters, options]` from the query string, or from the JSON body when there is none.
-fn query_params(uri: &Uri, body: &Bytes) -> Result<Vec<Value>, Response> {
+fn query_params(server: Personality, uri: &Uri, body: &Bytes) -> Result<Vec<Value>, Box<Response>> {
     if let Some(q) = uri.query().filter(|q| !q.is_empty()) {
         let (f, o) = parse_query_string(q);
         return Ok(vec![Value::Array(f), Value::Object(o)]);
@@ -307,29 +309,37 @@ fn query_params(uri: &Uri, body: &Bytes) -> Result<Vec<Value>, Response> {
         return Ok(vec![json!([]), json!({})]);
     }
     let v: Value = serde_json::from_slice(body).map_err(|e| {
-        json_response(
+        Box::new(json_response(
             StatusCode::BAD_REQUEST,
             &json!({"message": format!("json parse error: {e}"), "errno": 22}),
-        )
+        ))
     })?;
     let Value::Object(m) = v else {
-        return Err(json_response(
+        return Err(Box::new(json_response(
             StatusCode::BAD_REQUEST,
             &json!({"message": "Body must be a JSON object", "errno": 22}),
-        ));
+        )));
     };
-    let allowed = ["query-filters", "query-options", "filters", "options"];
+    // 25.04 also accepts `filters`/`options`.
+    let allowed: &[&str] = if server >= Personality::V25_04 {
+        &["query-filters", "query-options", "filters", "options"]
+    } else {
+        &["query-filters", "query-options"]
+    };
     let unexpected: Vec<&str> = m
         .keys()
         .map(String::as_str)
         .filter(|k| !allowed.contains(k))
         .collect();
     if !unexpected.is_empty() {
-        return Err(json_response(
+        let message = format!(
+            "The following attributes are not expected: {}",
+            unexpected.join(", ")
+        );
+        return Err(Box::new(json_response(
             StatusCode::BAD_REQUEST,
-            &json!({
-            "message": format!("The following attributes are not expected: {}", unexpected.join(", "))}),
-        ));
+            &json!({ "message": message }),
+        )));
     }
     let f = m
         .get("query-filters")
