@@ -17,8 +17,9 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::auth;
 use super::methods::{self, CallError, Ctx, Output, Transport};
-use super::{Event, KeyCheck, Shared};
+use super::{Event, Shared};
 use crate::faults::FaultAction;
 use crate::world::Personality;
 
@@ -113,6 +114,15 @@ struct Conn {
 }
 
 impl Conn {
+    fn who(&self) -> auth::Who<'_> {
+        auth::Who {
+            shared: &self.shared,
+            server: self.server,
+            peer: self.peer,
+            authenticated: &self.authenticated,
+        }
+    }
+
     fn send(&self, v: &Value) {
         // A closed writer means the connection is going away; nothing to do.
         let _ = self.tx.send(Out::Text(v.to_string()));
@@ -413,9 +423,9 @@ async fn run_call(
     let result = match method {
         "auth.login_with_api_key" => {
             let key = params.first().and_then(Value::as_str).unwrap_or_default();
-            Ok(json!(login(conn, key, None) == "SUCCESS"))
+            Ok(json!(auth::login(&conn.who(), key, None) == "SUCCESS"))
         }
-        "auth.login_ex" => login_ex(conn, params.first()),
+        "auth.login_ex" => auth::login_ex(&conn.who(), params.first()),
         "auth.login" => Ok(json!(false)),
         "auth.mechanism_choices" => Ok(json!([
             "API_KEY_PLAIN",
@@ -452,75 +462,6 @@ async fn run_call(
         }
     };
     Some(result.map(Output::Value).map_err(Reply::Call))
-}
-
-/// API-key login; returns the `response_type`.
-fn login(conn: &Conn, key: &str, username: Option<&str>) -> &'static str {
-    let shared = &conn.shared;
-    match shared.check_key(key) {
-        KeyCheck::Invalid => "AUTH_ERR",
-        KeyCheck::Revoked(_) => "EXPIRED",
-        KeyCheck::Valid(id) => {
-            let owner_ok = username.is_none_or(|u| {
-                shared
-                    .nas_read()
-                    .api_keys
-                    .iter()
-                    .any(|k| k.id == id && k.username == u)
-            });
-            if !owner_ok {
-                return "AUTH_ERR";
-            }
-            // 25.04+: an API key sent in the clear from a non-loopback peer is revoked.
-            if conn.server >= Personality::V25_04 && shared.is_remote(conn.peer) {
-                shared.revoke_key(id);
-                return "EXPIRED";
-            }
-            conn.authenticated.store(true, Ordering::SeqCst);
-            "SUCCESS"
-        }
-    }
-}
-
-fn login_ex(conn: &Conn, arg: Option<&Value>) -> Result<Value, CallError> {
-    let Some(Value::Object(a)) = arg else {
-        return Err(CallError::invalid(
-            "auth_login_ex.login_data",
-            "attribute required",
-        ));
-    };
-    let mechanism = a
-        .get("mechanism")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    match mechanism {
-        "API_KEY_PLAIN" => {
-            let key = a.get("api_key").and_then(Value::as_str).unwrap_or_default();
-            let user = a.get("username").and_then(Value::as_str);
-            let response_type = login(conn, key, user);
-            let want_user = a
-                .get("login_options")
-                .and_then(|o| o.get("user_info"))
-                .and_then(Value::as_bool)
-                .unwrap_or(true);
-            if response_type != "SUCCESS" {
-                return Ok(json!({"response_type": response_type}));
-            }
-            let user_info = want_user.then(|| json!({"pw_name": user.unwrap_or("truenas_admin"), "pw_uid": 950,
-                "pw_gid": 950, "pw_gecos": "", "pw_dir": "/home/truenas_admin", "pw_shell": "/usr/bin/zsh",
-                "privilege": {"roles": {"$set": ["READONLY_ADMIN"]}}, "account_attributes": ["LOCAL", "API_KEY"]}));
-            Ok(
-                json!({"response_type": "SUCCESS", "user_info": user_info, "authenticator": "LEVEL_1"}),
-            )
-        }
-        "PASSWORD_PLAIN" | "AUTH_TOKEN_PLAIN" | "OTP_TOKEN" => {
-            Ok(json!({"response_type": "AUTH_ERR"}))
-        }
-        _ => Err(CallError::invalid(
-            "auth_login_ex.login_data.mechanism",
-            "Invalid choice",
-        )),
-    }
 }
 
 fn set_options(conn: &Conn, arg: Option<&Value>) -> Result<Value, CallError> {

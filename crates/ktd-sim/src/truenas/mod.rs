@@ -15,6 +15,8 @@
 //! # Ok(()) }
 //! ```
 
+mod auth;
+mod ddp;
 mod events;
 mod jsonrpc;
 mod methods;
@@ -253,6 +255,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v2.0", any(rest::handle))
         .route("/api/v2.0/", any(rest::handle))
         .route("/api/v2.0/{*rest}", any(rest::handle))
+        .route("/websocket", get(ddp::upgrade))
         .route("/api/versions", get(jsonrpc::versions))
         .route("/api/boot_id", get(jsonrpc::boot_id))
         .route("/api/{version}", any(jsonrpc::upgrade))

@@ -1,0 +1,88 @@
+//! API-key logins shared by the WebSocket transports (REST checks the bearer key itself).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::{Value, json};
+
+use super::methods::CallError;
+use super::{KeyCheck, Shared};
+use crate::world::Personality;
+
+/// Who is logging in: the connection's server, peer and authentication flag.
+pub(crate) struct Who<'a> {
+    pub shared: &'a Shared,
+    pub server: Personality,
+    pub peer: SocketAddr,
+    pub authenticated: &'a AtomicBool,
+}
+
+/// API-key login; returns the `response_type`.
+pub(crate) fn login(who: &Who<'_>, key: &str, username: Option<&str>) -> &'static str {
+    let shared = who.shared;
+    match shared.check_key(key) {
+        KeyCheck::Invalid => "AUTH_ERR",
+        KeyCheck::Revoked(_) => "EXPIRED",
+        KeyCheck::Valid(id) => {
+            let owner_ok = username.is_none_or(|u| {
+                shared
+                    .nas_read()
+                    .api_keys
+                    .iter()
+                    .any(|k| k.id == id && k.username == u)
+            });
+            if !owner_ok {
+                return "AUTH_ERR";
+            }
+            // 25.04+: an API key sent in the clear from a non-loopback peer is revoked.
+            if who.server >= Personality::V25_04 && shared.is_remote(who.peer) {
+                shared.revoke_key(id);
+                return "EXPIRED";
+            }
+            who.authenticated.store(true, Ordering::SeqCst);
+            "SUCCESS"
+        }
+    }
+}
+
+/// `auth.login_ex` (25.04+).
+pub(crate) fn login_ex(who: &Who<'_>, arg: Option<&Value>) -> Result<Value, CallError> {
+    let Some(Value::Object(a)) = arg else {
+        return Err(CallError::invalid(
+            "auth_login_ex.login_data",
+            "attribute required",
+        ));
+    };
+    let mechanism = a
+        .get("mechanism")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match mechanism {
+        "API_KEY_PLAIN" => {
+            let key = a.get("api_key").and_then(Value::as_str).unwrap_or_default();
+            let user = a.get("username").and_then(Value::as_str);
+            let response_type = login(who, key, user);
+            let want_user = a
+                .get("login_options")
+                .and_then(|o| o.get("user_info"))
+                .and_then(Value::as_bool)
+                .unwrap_or(true);
+            if response_type != "SUCCESS" {
+                return Ok(json!({"response_type": response_type}));
+            }
+            let user_info = want_user.then(|| json!({"pw_name": user.unwrap_or("truenas_admin"), "pw_uid": 950,
+                "pw_gid": 950, "pw_gecos": "", "pw_dir": "/home/truenas_admin", "pw_shell": "/usr/bin/zsh",
+                "privilege": {"roles": {"$set": ["READONLY_ADMIN"]}}, "account_attributes": ["LOCAL", "API_KEY"]}));
+            Ok(
+                json!({"response_type": "SUCCESS", "user_info": user_info, "authenticator": "LEVEL_1"}),
+            )
+        }
+        "PASSWORD_PLAIN" | "AUTH_TOKEN_PLAIN" | "OTP_TOKEN" => {
+            Ok(json!({"response_type": "AUTH_ERR"}))
+        }
+        _ => Err(CallError::invalid(
+            "auth_login_ex.login_data.mechanism",
+            "Invalid choice",
+        )),
+    }
+}
