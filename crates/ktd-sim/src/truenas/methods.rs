@@ -161,7 +161,15 @@ fn call_value(ctx: &Ctx<'_>, method: &str, params: &[Value]) -> Result<Value, Ca
         "system.version_short" => return Ok(json!(ctx.server.version_short())),
         "system.info" => return Ok(records::system_info(&nas, ctx.server, p)),
         "iscsi.global.config" => return Ok(records::iscsi_global(&nas, p)),
-        "alert.list" => return Ok(Value::Array(records::alerts(&nas, ctx.server))),
+        "alert.list" => {
+            let mut alerts = records::alerts(&nas, ctx.server);
+            alerts.extend(records::rest_usage_alert(
+                ctx.server,
+                &ctx.shared.rest_use(),
+                nas.boottime,
+            ));
+            return Ok(Value::Array(alerts));
+        }
         _ => {}
     }
     let (svc, verb) = method.rsplit_once('.').ok_or(CallError::NoMethod)?;

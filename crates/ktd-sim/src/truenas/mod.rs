@@ -58,6 +58,8 @@ pub(crate) struct Shared {
     boot_id: String,
     /// Injected REST errors so far (alternates 500 and 503).
     injected_errors: AtomicU64,
+    /// Successful REST authentications per client address (25.10.1 `RESTAPIUsage`).
+    rest_use: Mutex<std::collections::BTreeMap<std::net::IpAddr, u64>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -131,6 +133,18 @@ impl Shared {
         self.client_remote.load(Ordering::SeqCst) || !peer.ip().is_loopback()
     }
 
+    /// Counts a successfully authenticated REST request.
+    pub(crate) fn record_rest_use(&self, peer: SocketAddr) {
+        let mut uses = self.rest_use.lock().unwrap_or_else(|e| e.into_inner());
+        *uses.entry(peer.ip()).or_default() += 1;
+    }
+
+    /// Successful REST authentications per client address.
+    pub(crate) fn rest_use(&self) -> Vec<(std::net::IpAddr, u64)> {
+        let uses = self.rest_use.lock().unwrap_or_else(|e| e.into_inner());
+        uses.iter().map(|(ip, n)| (*ip, *n)).collect()
+    }
+
     pub(crate) fn gateway_timeout(&self) -> Duration {
         *self
             .gateway_timeout
@@ -165,6 +179,7 @@ impl TrueNasServer {
             gateway_timeout: Mutex::new(NGINX_TIMEOUT),
             boot_id: uuid::Uuid::new_v4().to_string(),
             injected_errors: AtomicU64::new(0),
+            rest_use: Mutex::new(std::collections::BTreeMap::new()),
             shutdown: shutdown.clone(),
             tasks: TaskTracker::new(),
         });

@@ -292,3 +292,26 @@ pub(crate) fn alerts(nas: &Nas, p: Personality) -> Vec<Value> {
     }
     out
 }
+
+/// 25.10.1+: the daily `RESTAPIUsage` warning listing the clients that used REST.
+/// (The simulator raises it as soon as REST was used; the wording is approximate.)
+pub(crate) fn rest_usage_alert(
+    p: Personality,
+    uses: &[(std::net::IpAddr, u64)],
+    boottime: i64,
+) -> Option<Value> {
+    if p < Personality::V25_10 || uses.is_empty() {
+        return None;
+    }
+    let count: u64 = uses.iter().map(|(_, n)| n).sum();
+    let ips: Vec<String> = uses.iter().map(|(ip, _)| ip.to_string()).collect();
+    Some(alert(
+        "RESTAPIUsage",
+        "RESTAPIUsage",
+        "WARNING",
+        "null",
+        json!({"count": count, "ip_addresses": ips.join(", ")}),
+        "Deprecated REST API usage: %(count)d successful authentications in the last 24 hours from %(ip_addresses)s. The REST API will be removed in version 26.04.",
+        boottime.max(0) + 86_400,
+    ))
+}

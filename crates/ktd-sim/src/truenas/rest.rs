@@ -160,7 +160,6 @@ pub(crate) async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let _ = peer;
     tokio::time::sleep(shared.faults.latency()).await;
     match shared.faults.decide() {
         FaultAction::Serve => {}
@@ -240,6 +239,7 @@ pub(crate) async fn handle(
         },
         None => return text(StatusCode::UNAUTHORIZED, "401: Unauthorized"),
     };
+    shared.record_rest_use(peer);
     if method != Method::GET {
         if shared.key_readonly(key_id) {
             return StatusCode::FORBIDDEN.into_response();
