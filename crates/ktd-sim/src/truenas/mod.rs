@@ -1,10 +1,29 @@
-//! A TrueNAS SCALE simulator: REST v2.0 and JSON-RPC 2.0 WebSocket over one simulated
-//! [`Nas`], in the wire shapes of a chosen release ([`Personality`]).
+//! A TrueNAS SCALE simulator: REST v2.0, JSON-RPC 2.0 WebSocket and the legacy DDP
+//! `/websocket` over one simulated [`Nas`], in the wire shapes of a chosen release
+//! ([`Personality`]: 22.12, 24.10, 25.04, 25.10).
 //!
-//! - [`render`] / `records` turn the world into per-release JSON (cached per generation);
-//! - `query` is the middleware's filter/options engine;
-//! - `methods` is the method table and the read methods shared by both transports;
-//! - `rest` and `jsonrpc` are the transports (auth, errors, faults, subscriptions).
+//! - `render` / `records` / `snapshots` turn the world into per-release JSON, cached per
+//!   world generation (snapshots as ready-made JSON text, so 100,000 of them cost a copy);
+//! - `query` is the middleware's `filter_list` (filters and options);
+//! - `methods` is the method table and the read methods shared by the transports;
+//! - `rest`, `jsonrpc` and `ddp` are the transports, `auth` the API-key logins, `events`
+//!   the `collection_update` events of [`TrueNasServer::update`].
+//!
+//! Modelling choices (the world stores less than a real NAS knows):
+//! - each pool is one 4-disk RAIDZ1 vdev: usable bytes are ¾ of `size`, and a dataset's
+//!   `available` is the pool's usable bytes minus the root dataset's `used` (capped by
+//!   `refquota`);
+//! - `used` = `usedbydataset` + `usedbysnapshots` + `usedbychildren` + `usedbyrefreservation`;
+//! - `compression=lz4`, `atime=off`, `acltype=posix`, `aclmode=discard`, `xattr=sa` are set
+//!   LOCAL on each pool's root dataset and INHERITED below it; everything else is DEFAULT;
+//! - user properties: LOCAL (`user_properties`), RECEIVED (`received_properties`), otherwise
+//!   INHERITED from the nearest ancestor; snapshots inherit their dataset's;
+//! - the simulator serves reads only: write methods answer 403 (read-only key) or 422;
+//! - clients are local unless [`TrueNasServer::set_client_remote`] says otherwise; plain
+//!   HTTP is assumed (there is no TLS), so on 25.04+ a WebSocket API-key login from a
+//!   remote client revokes the key;
+//! - faults: every REST request and every WebSocket call asks the [`FaultInjector`]; a hung
+//!   REST request gets nginx's 504 after [`TrueNasServer::set_gateway_timeout`] (60 s).
 //!
 //! ```no_run
 //! # async fn demo(nas: ktd_sim::Nas) -> std::io::Result<()> {
@@ -22,7 +41,7 @@ mod jsonrpc;
 mod methods;
 mod query;
 mod records;
-pub(crate) mod render;
+mod render;
 mod rest;
 mod snapshots;
 

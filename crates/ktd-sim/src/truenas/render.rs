@@ -525,7 +525,7 @@ fn pool_json(pool: &Pool, p: Personality) -> Value {
         .map(|i| {
             json!({"name": format!("sd{}", (b'a' + i) as char), "type": "DISK",
                    "path": format!("/dev/disk/by-partuuid/{:08x}-{i}", fake_guid(&pool.name) as u32),
-                   "guid": (fake_guid(&pool.name) ^ u64::from(i)).to_string(), "status": "ONLINE",
+                   "guid": (fake_guid(&format!("{}/disk{i}", pool.name))).to_string(), "status": "ONLINE",
                    "stats": {"read_errors": 0, "write_errors": 0, "checksum_errors": 0},
                    "children": [], "device": format!("sd{}1", (b'a' + i) as char),
                    "disk": format!("sd{}", (b'a' + i) as char), "unavail_disk": null})
