@@ -168,3 +168,37 @@ async fn plain_http_login_from_a_remote_client_revokes_the_key_on_25_04_and_late
         );
     }
 }
+
+#[tokio::test]
+async fn unauthenticated_calls_are_rate_limited_from_24_10() {
+    let (server, _token) = start(fixture(Personality::V25_04)).await;
+    let mut rpc = Rpc::connect(&server, "/api/current").await;
+    let bad = format!("1-{}", "z".repeat(64));
+    for _ in 0..20 {
+        assert_eq!(
+            rpc.ok("auth.login_with_api_key", json!([bad])).await,
+            json!(false)
+        );
+    }
+    let started = std::time::Instant::now();
+    let r = rpc.call("auth.login_with_api_key", json!([bad])).await;
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "the limiter sleeps first"
+    );
+    assert_eq!(r["error"]["code"], -32001);
+    assert_eq!(r["error"]["data"]["errname"], "EBUSY");
+    assert_eq!(r["error"]["data"]["reason"], "[EBUSY] Rate Limit Exceeded");
+    // Another method has its own budget.
+    let r = rpc
+        .ok(
+            "auth.login_ex",
+            json!([{"mechanism": "API_KEY_PLAIN", "username": "truenas_admin", "api_key": KEY}]),
+        )
+        .await;
+    assert_eq!(r["response_type"], "SUCCESS");
+    // Authenticated calls are not limited.
+    for _ in 0..25 {
+        assert_eq!(rpc.ok("core.ping", json!([])).await, "pong");
+    }
+}

@@ -60,6 +60,23 @@ async fn protocol_errors() {
 }
 
 #[tokio::test]
+async fn websocket_pings_are_answered() {
+    let (server, _token) = start(fixture(Personality::V25_04)).await;
+    let mut rpc = Rpc::login(&server).await;
+    use futures::SinkExt;
+    rpc.ws
+        .send(Message::Ping(b"keepalive".to_vec().into()))
+        .await
+        .expect("ping");
+    let pong = tokio::time::timeout(std::time::Duration::from_secs(5), rpc.ws.next())
+        .await
+        .expect("pong in time")
+        .expect("open")
+        .expect("frame");
+    assert_eq!(pong, Message::Pong(b"keepalive".to_vec().into()));
+}
+
+#[tokio::test]
 async fn oversized_messages_close_the_socket() {
     let (server, _token) = start(fixture(Personality::V25_04)).await;
     let mut rpc = Rpc::connect(&server, "/api/current").await;

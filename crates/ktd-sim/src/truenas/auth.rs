@@ -1,7 +1,9 @@
 //! API-key logins shared by the WebSocket transports (REST checks the bearer key itself).
 
-use std::net::SocketAddr;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 
@@ -85,4 +87,50 @@ pub(crate) fn login_ex(who: &Who<'_>, arg: Option<&Value>) -> Result<Value, Call
             "Invalid choice",
         )),
     }
+}
+
+/// Calls allowed per window before the limiter answers.
+const RATE_LIMIT_CALLS: usize = 20;
+/// The limiter's window.
+const RATE_LIMIT_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// 24.10+ limiter of unauthenticated calls, per (method, client address).
+#[derive(Debug, Default)]
+pub(crate) struct RateLimiter {
+    calls: std::sync::Mutex<HashMap<(String, IpAddr), VecDeque<Instant>>>,
+}
+
+impl RateLimiter {
+    /// Records a call; true when it is over the limit.
+    fn over(&self, method: &str, ip: IpAddr) -> bool {
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let seen = calls.entry((method.to_owned(), ip)).or_default();
+        while seen
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > RATE_LIMIT_WINDOW)
+        {
+            seen.pop_front();
+        }
+        seen.push_back(now);
+        seen.len() > RATE_LIMIT_CALLS
+    }
+}
+
+/// Applies the 24.10+ rate limit to a call made before authentication: over the limit,
+/// the middleware sleeps 1–10 s and fails with EBUSY "Rate Limit Exceeded".
+pub(crate) async fn rate_limit(who: &Who<'_>, method: &str) -> Result<(), CallError> {
+    if who.server < Personality::V24_10 || who.authenticated.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    if !who.shared.rate_limiter.over(method, who.peer.ip()) {
+        return Ok(());
+    }
+    let secs = rand::random_range(1..=10u64);
+    tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
+    Err(CallError::Call {
+        errno: 16,
+        errname: "EBUSY",
+        reason: "Rate Limit Exceeded".into(),
+    })
 }

@@ -301,6 +301,9 @@ async fn run_call(
     if !anonymous && !methods::exists(conn.server, Transport::WebSocket, method) {
         return Some(Err(call_error(method, CallError::NoMethod)));
     }
+    if anonymous && let Err(e) = auth::rate_limit(&conn.who(), method).await {
+        return Some(Err(call_error(method, e)));
+    }
     if !anonymous && !conn.authenticated.load(Ordering::SeqCst) {
         return Some(Err(ddp_error(
             207,

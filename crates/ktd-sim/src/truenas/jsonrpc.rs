@@ -413,6 +413,9 @@ async fn run_call(
     if !known {
         return Some(Err(Reply::Call(CallError::NoMethod)));
     }
+    if unauthenticated_ok && let Err(e) = auth::rate_limit(&conn.who(), method).await {
+        return Some(Err(Reply::Call(e)));
+    }
     if !unauthenticated_ok && !conn.authenticated.load(Ordering::SeqCst) {
         return Some(Err(Reply::Call(CallError::Call {
             errno: 207,

@@ -77,6 +77,8 @@ pub(crate) struct Shared {
     boot_id: String,
     /// Injected REST errors so far (alternates 500 and 503).
     injected_errors: AtomicU64,
+    /// 24.10+ limiter of unauthenticated WebSocket calls.
+    rate_limiter: auth::RateLimiter,
     /// Successful REST authentications per client address (25.10.1 `RESTAPIUsage`).
     rest_use: Mutex<std::collections::BTreeMap<std::net::IpAddr, u64>>,
     shutdown: CancellationToken,
@@ -199,6 +201,7 @@ impl TrueNasServer {
             boot_id: uuid::Uuid::new_v4().to_string(),
             injected_errors: AtomicU64::new(0),
             rest_use: Mutex::new(std::collections::BTreeMap::new()),
+            rate_limiter: auth::RateLimiter::default(),
             shutdown: shutdown.clone(),
             tasks: TaskTracker::new(),
         });
