@@ -141,3 +141,35 @@ async fn legacy_websocket_login_from_remote_revokes_on_25_04() {
     assert_eq!(r["result"], false);
     assert!(server.nas().api_keys.iter().any(|k| k.id == 1 && k.revoked));
 }
+
+#[tokio::test]
+async fn legacy_websocket_faults() {
+    let (server, _token) = start(fixture(Personality::V24_10)).await;
+    let mut ddp = Ddp::open(&server).await;
+    ddp.send(json!({"msg": "connect", "version": "1", "support": ["1"]}))
+        .await;
+    ddp.recv().await;
+    assert_eq!(
+        ddp.call("1", "auth.login_with_api_key", json!([KEY])).await["result"],
+        true
+    );
+    server.faults().set(ktd_sim::Faults {
+        error_rate: 1.0,
+        ..Default::default()
+    });
+    let r = ddp.call("2", "core.ping", json!([])).await;
+    assert_eq!(r["error"]["errname"], "EFAULT");
+    server.faults().set(ktd_sim::Faults {
+        drop_rate: 1.0,
+        ..Default::default()
+    });
+    ddp.send(json!({"id": "3", "msg": "method", "method": "core.ping", "params": []}))
+        .await;
+    let next = tokio::time::timeout(Duration::from_secs(5), ddp.0.next())
+        .await
+        .expect("ends in time");
+    assert!(
+        matches!(next, None | Some(Err(_)) | Some(Ok(Message::Close(_)))),
+        "{next:?}"
+    );
+}

@@ -109,9 +109,13 @@ async fn connection(socket: WebSocket, shared: Arc<Shared>, peer: SocketAddr) {
             },
         }
     }
-    gone.cancel();
-    // The writer ends on `gone`; its result carries nothing.
+    if !gone.is_cancelled() {
+        // A closed writer has nothing left to flush.
+        let _ = conn.tx.send(None);
+    }
+    // The writer's result carries nothing.
     let _ = writer.await;
+    gone.cancel();
 }
 
 fn forward_event(conn: &Conn, e: &Event) {

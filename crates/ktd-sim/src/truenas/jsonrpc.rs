@@ -97,6 +97,8 @@ pub(crate) async fn upgrade(
 enum Out {
     Text(String),
     Close(u16, &'static str),
+    /// Flush what is queued, then stop.
+    End,
 }
 
 /// Per-connection state.
@@ -172,7 +174,7 @@ async fn connection(
                     let _ = sink.send(Message::Close(Some(frame))).await;
                     break;
                 }
-                None => break,
+                Some(Out::End) | None => break,
             }
         }
     });
@@ -196,14 +198,15 @@ async fn connection(
             },
         }
     }
-    // Let a pending close frame go out before the writer stops.
-    drop(events);
-    let closing = Arc::clone(&conn);
-    drop(conn);
-    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    closing.gone.cancel();
-    // The writer task ends on `gone`; its result carries nothing.
+    // Flush what is queued (a close frame, say), unless the connection is being dropped;
+    // then stop the calls still running.
+    if !gone.is_cancelled() {
+        // A closed writer has nothing left to flush.
+        let _ = conn.tx.send(Out::End);
+    }
+    // The writer's result carries nothing.
     let _ = writer.await;
+    gone.cancel();
 }
 
 fn forward_event(conn: &Conn, e: &Event) {
