@@ -195,7 +195,7 @@ async fn subscriptions_receive_collection_updates() {
         json!({"msg": "added", "collection": "sharing.nfs.query", "id": 2})
     );
 
-    // Changed and removed datasets.
+    // Changed datasets: space growing sends nothing, a new refquota (an API update) does.
     server.update(|nas| {
         let d = nas
             .datasets
@@ -204,13 +204,20 @@ async fn subscriptions_receive_collection_updates() {
             .expect("dataset");
         d.used_by_dataset = 50;
     });
+    server.update(|nas| {
+        let d = nas
+            .datasets
+            .iter_mut()
+            .find(|d| d.name == "tank/k8s/nfs/pvc-new")
+            .expect("dataset");
+        d.refquota = Some(GIB);
+    });
     let n = rpc.notification().await;
+    assert_eq!(n["params"]["msg"], "changed");
+    assert_eq!(n["params"]["fields"]["refquota"]["parsed"], GIB);
     assert_eq!(
-        (
-            n["params"]["msg"].clone(),
-            n["params"]["fields"]["usedbydataset"]["parsed"].clone()
-        ),
-        (json!("changed"), json!(50))
+        n["params"]["fields"]["usedbydataset"]["parsed"], 50,
+        "fields are current"
     );
     // Unsubscribing by ident stops dataset events; share events continue.
     rpc.ok("core.unsubscribe", json!([ds_sub])).await;
@@ -239,4 +246,45 @@ async fn subscriptions_receive_collection_updates() {
         n["params"],
         json!({"msg": "removed", "collection": "pool.dataset.query", "id": "tank/k8s/nfs/pvc-c"})
     );
+}
+
+#[tokio::test]
+async fn api_and_outside_changes_send_different_events() {
+    let (server, _token) = start(fixture(Personality::V25_10)).await;
+    let mut rpc = Rpc::login(&server).await;
+    rpc.ok("core.subscribe", json!(["pool.snapshot.query"]))
+        .await;
+    rpc.ok("core.subscribe", json!(["pool.dataset.query"]))
+        .await;
+    // Snapshots through the API: ADDED with fields, REMOVED with extra.recursive.
+    server.update_via_api(|nas| {
+        nas.snapshots
+            .push(snap("tank/k8s/nfs/pvc-a", "snapshot-9", 990, &[]))
+    });
+    let n = rpc.notification().await;
+    assert_eq!(n["params"]["collection"], "pool.snapshot.query");
+    assert_eq!(n["params"]["msg"], "added");
+    assert_eq!(n["params"]["fields"]["createtxg"], "990");
+    assert_eq!(
+        n["params"]["fields"]["properties"]["democratic-csi:managed_resource"]["source"],
+        "INHERITED"
+    );
+    server.update_via_api(|nas| nas.snapshots.retain(|s| s.name != "snapshot-9"));
+    let n = rpc.notification().await;
+    assert_eq!(
+        n["params"],
+        json!({"msg": "removed", "collection": "pool.snapshot.query", "id": "tank/k8s/nfs/pvc-a@snapshot-9", "extra": {"recursive": false}})
+    );
+    // `zfs` outside the API: only the dataset removal is seen.
+    server.update_outside_api(|nas| {
+        nas.datasets.push(fs("tank/k8s/nfs/by-hand", 1));
+        nas.datasets.retain(|d| d.name != "tank/k8s/nfs/pvc-c");
+    });
+    let n = rpc.notification().await;
+    assert_eq!(
+        n["params"],
+        json!({"msg": "removed", "collection": "pool.dataset.query", "id": "tank/k8s/nfs/pvc-c"})
+    );
+    assert_eq!(rpc.ok("core.ping", json!([])).await, "pong");
+    assert!(rpc.notifications.is_empty(), "{:?}", rpc.notifications);
 }

@@ -133,6 +133,9 @@ fn forward_event(conn: &Conn, e: &Event) {
         if let Some(f) = &e.fields {
             msg["fields"] = f.clone();
         }
+        if let Some(x) = &e.extra {
+            msg["extra"] = x.clone();
+        }
         conn.send(&msg);
     }
 }

@@ -21,12 +21,28 @@ pub(crate) struct Event {
     pub msg: &'static str,
     /// The object id.
     pub id: Value,
-    /// The object (datasets only).
+    /// The object (datasets, pools, snapshots created through the API).
     pub fields: Option<Value>,
+    /// `extra` (snapshot removals: `{"recursive": false}`).
+    pub extra: Option<Value>,
+}
+
+/// Who made a change, which decides the events (reference §3.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Datasets and database objects through the API, snapshots outside it (periodic
+    /// tasks, replication, the CLI): no snapshot events.
+    Mixed,
+    /// Everything through the API: snapshots send ADDED (with fields) and REMOVED too.
+    Api,
+    /// ZFS changes outside the API: only dataset REMOVED (from ZFS history).
+    Outside,
 }
 
 /// The parts of the world that produce events, captured before an update.
 pub(crate) struct Before {
+    origin: Origin,
+    snapshots: std::collections::HashSet<String>,
     datasets: HashMap<String, Value>,
     records: Vec<(&'static str, HashMap<u64, Value>)>,
     pools: HashMap<u64, Value>,
@@ -58,23 +74,47 @@ fn records(nas: &Nas) -> Vec<(&'static str, HashMap<u64, Value>)> {
 }
 
 impl Before {
-    pub(crate) fn capture(nas: &Nas) -> Before {
-        Before {
+    /// Captures what events are computed from; None when nobody listens.
+    pub(crate) fn capture(shared: &Shared, nas: &Nas, origin: Origin) -> Option<Before> {
+        if shared.events.receiver_count() == 0 {
+            return None;
+        }
+        Some(Before {
+            origin,
+            snapshots: snapshot_names(nas, origin),
             datasets: datasets(nas),
             records: records(nas),
-            pools: by_id(&nas.pools, |p| p.id),
-        }
+            pools: pools(nas),
+        })
     }
 }
 
+fn snapshot_names(nas: &Nas, origin: Origin) -> std::collections::HashSet<String> {
+    if origin != Origin::Api {
+        return Default::default();
+    }
+    nas.snapshots
+        .iter()
+        .map(crate::world::Snapshot::full_name)
+        .collect()
+}
+
+/// Pools as far as events go: a CHANGED comes with a state change, not with usage.
+fn pools(nas: &Nas) -> HashMap<u64, Value> {
+    nas.pools
+        .iter()
+        .map(|p| (u64::from(p.id), json!({"name": p.name, "status": p.status})))
+        .collect()
+}
+
+/// Datasets as far as events go: what `pool.dataset.update` can change. Space usage
+/// growing (data written) sends nothing.
 fn datasets(nas: &Nas) -> HashMap<String, Value> {
     nas.datasets
         .iter()
         .map(|d| {
-            (
-                d.name.clone(),
-                serde_json::to_value(d).unwrap_or(Value::Null),
-            )
+            let settable = json!([d.volsize, d.refquota, d.refreservation, d.user_properties]);
+            (d.name.clone(), settable)
         })
         .collect()
 }
@@ -99,16 +139,17 @@ fn diff<K: Clone + Eq + std::hash::Hash + Ord>(
 }
 
 /// Sends the events for the difference between `before` and the current world.
-pub(crate) fn publish(shared: &Shared, before: Before) {
-    if shared.events.receiver_count() == 0 {
+pub(crate) fn publish(shared: &Shared, before: Option<Before>) {
+    let Some(before) = before else {
         return;
-    }
-    let (ds_after, rec_after, pools_after, p) = {
+    };
+    let (ds_after, rec_after, pools_after, snaps_after, p) = {
         let nas = shared.nas_read();
         (
             datasets(&nas),
             records(&nas),
-            by_id(&nas.pools, |p| p.id),
+            pools(&nas),
+            snapshot_names(&nas, before.origin),
             nas.personality,
         )
     };
@@ -120,7 +161,9 @@ pub(crate) fn publish(shared: &Shared, before: Before) {
             let fields = (msg != "removed")
                 .then(|| super::methods::dataset_entry(&r, &name))
                 .flatten();
-            if super::render::is_internal(&name, p) {
+            if super::render::is_internal(&name, p)
+                || (before.origin == Origin::Outside && msg != "removed")
+            {
                 continue;
             }
             out.push(Event {
@@ -128,6 +171,7 @@ pub(crate) fn publish(shared: &Shared, before: Before) {
                 msg,
                 id: json!(name),
                 fields,
+                extra: None,
             });
         }
     }
@@ -138,6 +182,42 @@ pub(crate) fn publish(shared: &Shared, before: Before) {
                 msg,
                 id: json!(id),
                 fields: None,
+                extra: None,
+            });
+        }
+    }
+    if before.origin == Origin::Api {
+        let collection = p.snapshot_query_method();
+        let mut added: Vec<&String> = snaps_after.difference(&before.snapshots).collect();
+        let mut removed: Vec<&String> = before.snapshots.difference(&snaps_after).collect();
+        added.sort();
+        removed.sort();
+        let r = (!added.is_empty()).then(|| shared.rendered(p));
+        for name in added {
+            let fields = r.as_ref().and_then(|r| {
+                r.snapshots
+                    .iter()
+                    .find(|s| s.head["id"] == name.as_str())
+                    .map(|s| s.full())
+            });
+            let id = json!(name);
+            out.push(Event {
+                collection: collection.into(),
+                msg: "added",
+                id,
+                fields,
+                extra: None,
+            });
+        }
+        for name in removed {
+            let extra = Some(json!({"recursive": false}));
+            let id = json!(name);
+            out.push(Event {
+                collection: collection.into(),
+                msg: "removed",
+                id,
+                fields: None,
+                extra,
             });
         }
     }
@@ -153,6 +233,7 @@ pub(crate) fn publish(shared: &Shared, before: Before) {
             msg,
             id: json!(id),
             fields,
+            extra: None,
         });
     }
     for e in out {

@@ -226,6 +226,9 @@ fn forward_event(conn: &Conn, e: &Event) {
     if let Some(f) = &e.fields {
         params["fields"] = f.clone();
     }
+    if let Some(x) = &e.extra {
+        params["extra"] = x.clone();
+    }
     conn.send(&json!({"jsonrpc": "2.0", "method": "collection_update", "params": params}));
 }
 

@@ -231,13 +231,31 @@ impl TrueNasServer {
     }
 
     /// Mutates the world; subscribers get the `collection_update` events the real
-    /// middleware would send (datasets ADDED/CHANGED with fields and REMOVED; shares and
-    /// iSCSI objects with only `id`; pools CHANGED; nothing for snapshots, which the
-    /// simulator treats as made outside the API).
+    /// middleware would send if datasets, shares and iSCSI objects changed through the API
+    /// and snapshots outside it (periodic tasks, replication, SSH drivers): datasets
+    /// ADDED/CHANGED with `fields` and REMOVED, shares and iSCSI objects with only `id`,
+    /// pools on creation, export or state change, nothing for snapshots.
     pub fn update<R>(&self, f: impl FnOnce(&mut Nas) -> R) -> R {
+        self.update_from(events::Origin::Mixed, f)
+    }
+
+    /// Like [`update`](Self::update), with snapshots also changed through the API (the
+    /// democratic-csi `freenas-api-*` drivers): snapshot ADDED with `fields`, REMOVED with
+    /// `extra.recursive`.
+    pub fn update_via_api<R>(&self, f: impl FnOnce(&mut Nas) -> R) -> R {
+        self.update_from(events::Origin::Api, f)
+    }
+
+    /// Like [`update`](Self::update) for changes made with `zfs` outside the API: only
+    /// dataset REMOVED events (seen in ZFS history), nothing else about datasets/snapshots.
+    pub fn update_outside_api<R>(&self, f: impl FnOnce(&mut Nas) -> R) -> R {
+        self.update_from(events::Origin::Outside, f)
+    }
+
+    fn update_from<R>(&self, origin: events::Origin, f: impl FnOnce(&mut Nas) -> R) -> R {
         let (result, before) = {
             let mut nas = self.shared.nas.write().unwrap_or_else(|e| e.into_inner());
-            let before = events::Before::capture(&nas);
+            let before = events::Before::capture(&self.shared, &nas, origin);
             let result = f(&mut nas);
             (result, before)
         };
