@@ -202,3 +202,61 @@ async fn unauthenticated_calls_are_rate_limited_from_24_10() {
         assert_eq!(rpc.ok("core.ping", json!([])).await, "pong");
     }
 }
+
+#[tokio::test]
+async fn write_methods_are_refused() {
+    let (server, _token) = start(fixture(Personality::V25_10)).await;
+    // Read-only key: EACCES "Not authorized".
+    let mut ro = Rpc::connect(&server, "/api/current").await;
+    assert_eq!(
+        ro.ok("auth.login_with_api_key", json!([RO_KEY])).await,
+        json!(true)
+    );
+    let r = ro
+        .call("pool.dataset.delete", json!(["tank/k8s/nfs/pvc-a"]))
+        .await;
+    assert_eq!(r["error"]["code"], -32001);
+    assert_eq!(r["error"]["data"]["errname"], "EACCES");
+    assert_eq!(r["error"]["data"]["reason"], "[EACCES] Not authorized");
+    // Full key: the simulator serves reads only.
+    let mut rpc = Rpc::login(&server).await;
+    let r = rpc
+        .call(
+            "pool.snapshot.delete",
+            json!(["tank/k8s/nfs/pvc-a@snapshot-1"]),
+        )
+        .await;
+    assert_eq!(r["error"]["data"]["errname"], "ENOTSUP");
+    // zfs.snapshot is private on 25.10 but still there over a WebSocket; REST has no route.
+    let r = rpc
+        .call(
+            "zfs.snapshot.delete",
+            json!(["tank/k8s/nfs/pvc-a@snapshot-1"]),
+        )
+        .await;
+    assert_eq!(r["error"]["data"]["errname"], "ENOTSUP");
+    let (status, _) = rest_with(
+        &server,
+        Some(&format!("Bearer {KEY}")),
+        reqwest::Method::DELETE,
+        "/zfs/snapshot/id/tank%2Fk8s%2Fnfs%2Fpvc-a%40snapshot-1",
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, body) = rest_with(
+        &server,
+        Some(&format!("Bearer {KEY}")),
+        reqwest::Method::DELETE,
+        "/pool/snapshot/id/tank%2Fk8s%2Fnfs%2Fpvc-a%40snapshot-1",
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        server
+            .nas()
+            .snapshots
+            .iter()
+            .any(|s| s.name == "snapshot-1"),
+        "nothing was deleted"
+    );
+}

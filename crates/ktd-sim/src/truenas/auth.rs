@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Instant;
 
 use serde_json::{Value, json};
@@ -17,6 +17,15 @@ pub(crate) struct Who<'a> {
     pub server: Personality,
     pub peer: SocketAddr,
     pub authenticated: &'a AtomicBool,
+    /// The id of the key that logged in (0 = none).
+    pub key_id: &'a AtomicU32,
+}
+
+impl Who<'_> {
+    /// Whether the logged-in key is read-only.
+    pub(crate) fn readonly(&self) -> bool {
+        self.shared.key_readonly(self.key_id.load(Ordering::SeqCst))
+    }
 }
 
 /// API-key login; returns the `response_type`.
@@ -41,6 +50,7 @@ pub(crate) fn login(who: &Who<'_>, key: &str, username: Option<&str>) -> &'stati
                 shared.revoke_key(id);
                 return "EXPIRED";
             }
+            who.key_id.store(id, Ordering::SeqCst);
             who.authenticated.store(true, Ordering::SeqCst);
             "SUCCESS"
         }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::{
@@ -40,6 +40,7 @@ struct Conn {
     server: Personality,
     connected: AtomicBool,
     authenticated: AtomicBool,
+    key_id: AtomicU32,
     in_flight: AtomicUsize,
     subs: Mutex<HashMap<String, String>>,
     tx: mpsc::UnboundedSender<Option<String>>,
@@ -58,6 +59,7 @@ impl Conn {
             server: self.server,
             peer: self.peer,
             authenticated: &self.authenticated,
+            key_id: &self.key_id,
         }
     }
 }
@@ -73,6 +75,7 @@ async fn connection(socket: WebSocket, shared: Arc<Shared>, peer: SocketAddr) {
         server,
         connected: AtomicBool::new(false),
         authenticated: AtomicBool::new(false),
+        key_id: AtomicU32::new(0),
         in_flight: AtomicUsize::new(0),
         subs: Mutex::new(HashMap::new()),
         tx,
@@ -305,7 +308,8 @@ async fn run_call(
     }
     let login_ex = conn.server >= Personality::V25_04 && method == "auth.login_ex";
     let anonymous = matches!(method, "auth.login_with_api_key" | "auth.login") || login_ex;
-    if !anonymous && !methods::exists(conn.server, Transport::WebSocket, method) {
+    let write = methods::is_write(conn.server, Transport::WebSocket, method);
+    if !anonymous && !write && !methods::exists(conn.server, Transport::WebSocket, method) {
         return Some(Err(call_error(method, CallError::NoMethod)));
     }
     if anonymous && let Err(e) = auth::rate_limit(&conn.who(), method).await {
@@ -317,6 +321,12 @@ async fn run_call(
             "ENOTAUTHENTICATED",
             "Not authenticated",
             None,
+        )));
+    }
+    if write {
+        return Some(Err(call_error(
+            method,
+            methods::refuse_write(conn.who().readonly()),
         )));
     }
     let result = match method {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::{
@@ -108,6 +108,7 @@ struct Conn {
     server: Personality,
     shape: Personality,
     authenticated: AtomicBool,
+    key_id: AtomicU32,
     in_flight: AtomicUsize,
     subs: Mutex<HashMap<String, String>>,
     tx: mpsc::UnboundedSender<Out>,
@@ -122,6 +123,7 @@ impl Conn {
             server: self.server,
             peer: self.peer,
             authenticated: &self.authenticated,
+            key_id: &self.key_id,
         }
     }
 
@@ -147,6 +149,7 @@ async fn connection(
         server,
         shape,
         authenticated: AtomicBool::new(false),
+        key_id: AtomicU32::new(0),
         in_flight: AtomicUsize::new(0),
         subs: Mutex::new(HashMap::new()),
         tx,
@@ -415,7 +418,8 @@ async fn run_call(
     );
     let known = unauthenticated_ok
         || matches!(method, "core.subscribe" | "core.unsubscribe")
-        || methods::exists(conn.server, Transport::WebSocket, method);
+        || methods::exists(conn.server, Transport::WebSocket, method)
+        || methods::is_write(conn.server, Transport::WebSocket, method);
     if !known {
         return Some(Err(Reply::Call(CallError::NoMethod)));
     }
@@ -428,6 +432,10 @@ async fn run_call(
             errname: "ENOTAUTHENTICATED",
             reason: "Not authenticated".into(),
         })));
+    }
+    if methods::is_write(conn.server, Transport::WebSocket, method) {
+        let refused = methods::refuse_write(conn.who().readonly());
+        return Some(Err(Reply::Call(refused)));
     }
     let result = match method {
         "auth.login_with_api_key" => {

@@ -109,6 +109,32 @@ pub(crate) fn exists(server: Personality, transport: Transport, method: &str) ->
     }
 }
 
+/// Whether `method` is a write method (`create`/`update`/`delete`) of a simulated service.
+pub(crate) fn is_write(server: Personality, transport: Transport, method: &str) -> bool {
+    match method.rsplit_once('.') {
+        Some((svc, "create" | "update" | "delete")) => service_exists(server, transport, svc),
+        _ => false,
+    }
+}
+
+/// How a write method is refused: read-only keys are not authorised; the others reach a
+/// simulator that serves reads only.
+pub(crate) fn refuse_write(readonly: bool) -> CallError {
+    if readonly {
+        CallError::Call {
+            errno: 13,
+            errname: "EACCES",
+            reason: "Not authorized".into(),
+        }
+    } else {
+        CallError::Call {
+            errno: 95,
+            errname: "ENOTSUP",
+            reason: "The simulator serves read methods only".into(),
+        }
+    }
+}
+
 /// Calls a read method. `params` are the positional JSON-RPC params.
 pub(crate) fn call(ctx: &Ctx<'_>, method: &str, params: &[Value]) -> Result<Output, CallError> {
     let snapshot_query = method == "zfs.snapshot.query" || method == "pool.snapshot.query";

@@ -270,7 +270,7 @@ pub(crate) fn render(nas: &Nas, p: Personality) -> Rendered {
             continue;
         }
         let idx = out.datasets.len();
-        out.datasets.push(dataset_json(d, &space[i], &eff[i], p));
+        out.datasets.push(dataset_json(d, &space[i], &eff[i]));
         out.ds_index.insert(d.name.clone(), idx);
         out.children.push(Vec::new());
         match parent_of(&d.name).and_then(|p| out.ds_index.get(p)) {
@@ -346,7 +346,8 @@ pub(crate) const NON_PROPERTY_KEYS: [&str; 12] = [
     "snapshot_count",
 ];
 
-fn dataset_json(d: &Dataset, s: &Space, user: &[(String, UserProp)], p: Personality) -> Value {
+/// The dataset shape is the same in every simulated release (fields the reference lists).
+fn dataset_json(d: &Dataset, s: &Space, user: &[(String, UserProp)]) -> Value {
     let fs = d.kind == DatasetType::Filesystem;
     let pool = d.name.split('/').next().unwrap_or_default();
     let is_root = !d.name.contains('/');
@@ -513,7 +514,6 @@ fn dataset_json(d: &Dataset, s: &Space, user: &[(String, UserProp)], p: Personal
         up.insert(k.clone(), user_prop_json(v));
     }
     o.insert("user_properties".into(), Value::Object(up));
-    let _ = p;
     Value::Object(o)
 }
 
