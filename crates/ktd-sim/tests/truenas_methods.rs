@@ -386,8 +386,23 @@ async fn every_method_over_rest_and_jsonrpc_per_personality() {
         )
         .await;
         assert_eq!((status, &one["snapshot_name"]), (200, &json!("snapshot-1")));
-        let (status, one) = rest_get(&server, "/sharing/nfs/id/1").await;
-        assert_eq!((status, &one["id"]), (200, &json!(1)));
+        // `/id/{id}` of every CRUD service (integer ids) agrees with the list.
+        let mut by_id = Vec::new();
+        for (path, method) in COMMON
+            .iter()
+            .filter(|(_, m)| m.ends_with(".query") && *m != "pool.dataset.query")
+        {
+            let (status, one) = rest_get(&server, &format!("{path}/id/1")).await;
+            assert_eq!(status, 200, "{p:?} GET {path}/id/1: {one}");
+            assert_eq!(one, rest[method][0], "{p:?} {path}/id/1");
+            let (status, none) = rest_get(&server, &format!("{path}/id/99")).await;
+            assert_eq!(
+                (status, none),
+                (404, json!({"message": ""})),
+                "{p:?} {path}/id/99"
+            );
+            by_id.push((method.replace(".query", ".get_instance"), one));
+        }
 
         // JSON-RPC.
         let versions = http()
@@ -436,6 +451,15 @@ async fn every_method_over_rest_and_jsonrpc_per_personality() {
                 .ok("pool.dataset.get_instance", json!(["tank/k8s/iscsi/pvc-b"]))
                 .await;
             assert_eq!(one["type"], "VOLUME");
+            for (method, expected) in &by_id {
+                assert_eq!(
+                    &rpc.ok(method, json!([1])).await,
+                    expected,
+                    "{p:?} {method}"
+                );
+                let miss = rpc.call(method, json!([99])).await;
+                assert_eq!(miss["error"]["code"], -32602, "{p:?} {method} miss");
+            }
             // A versioned endpoint keeps the shapes of its version.
             let mut old = Rpc::connect(&server, "/api/v25.04.2").await;
             old.ok("auth.login_with_api_key", json!([KEY])).await;
