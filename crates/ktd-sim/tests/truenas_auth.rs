@@ -260,3 +260,27 @@ async fn write_methods_are_refused() {
         "nothing was deleted"
     );
 }
+
+#[tokio::test]
+async fn rest_methods_not_routed_are_405() {
+    let (server, _token) = start(fixture(Personality::V22_12)).await;
+    let (status, body) = rest_with(&server, None, reqwest::Method::POST, "/core/ping").await;
+    assert_eq!((status, body.as_str()), (405, "405: Method Not Allowed"));
+    let (status, _) = rest_with(
+        &server,
+        None,
+        reqwest::Method::POST,
+        "/pool/dataset/id/tank",
+    )
+    .await;
+    assert_eq!(status, 405);
+    // Routed write methods need authentication first.
+    let (status, _) = rest_with(
+        &server,
+        None,
+        reqwest::Method::DELETE,
+        "/pool/dataset/id/tank",
+    )
+    .await;
+    assert_eq!(status, 401);
+}

@@ -44,8 +44,14 @@ pub(crate) async fn not_found() -> Response {
     text(StatusCode::NOT_FOUND, "404: Not Found")
 }
 
+/// Decodes a query-string key or value (`+` is a space there).
 fn pct_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(&s.replace('+', " "))
+    path_decode(&s.replace('+', " "))
+}
+
+/// Decodes a path segment (`+` stays a plus).
+fn path_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
         .decode_utf8_lossy()
         .into_owned()
 }
@@ -77,7 +83,7 @@ fn resolve(server: Personality, path: &str) -> Option<Route> {
             return None;
         }
         let service = segs[..k].join(".");
-        let id = coerce(&pct_decode(segs[k + 1]));
+        let id = coerce(&path_decode(segs[k + 1]));
         return methods::service_exists(server, Transport::Rest, &service).then_some(Route::Crud {
             service,
             id: Some(id),
@@ -225,6 +231,21 @@ pub(crate) async fn handle(
                 "paths": {}
             }),
         );
+    }
+    // aiohttp matches the method with the route, before authentication.
+    let allowed: &[Method] = match &route {
+        Route::Crud { id: None, .. } => &[Method::GET, Method::POST],
+        Route::Crud { id: Some(_), .. } => &[Method::GET, Method::PUT, Method::DELETE],
+        Route::Plain("iscsi.global.config") => &[Method::GET, Method::PUT],
+        Route::Plain(_) | Route::OpenApi => &[Method::GET],
+    };
+    if !allowed.contains(&method) {
+        let allow: Vec<&str> = allowed.iter().map(Method::as_str).collect();
+        let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "405: Method Not Allowed");
+        if let Ok(v) = header::HeaderValue::from_str(&allow.join(",")) {
+            resp.headers_mut().insert(header::ALLOW, v);
+        }
+        return resp;
     }
     // Authentication: `Authorization: Bearer <api key>`.
     let auth = headers
