@@ -460,6 +460,11 @@ async fn every_method_over_rest_and_jsonrpc_per_personality() {
                 let miss = rpc.call(method, json!([99])).await;
                 assert_eq!(miss["error"]["code"], -32602, "{p:?} {method} miss");
             }
+            // The hidden v24.10 endpoint speaks the 24.10 shapes.
+            let mut v2410 = Rpc::connect(&server, "/api/v24.10").await;
+            v2410.ok("auth.login_with_api_key", json!([KEY])).await;
+            let nfs = v2410.ok("sharing.nfs.query", json!([])).await;
+            assert!(nfs[0].get("expose_snapshots").is_none(), "v24.10 NFS shape");
             // A versioned endpoint keeps the shapes of its version.
             let mut old = Rpc::connect(&server, "/api/v25.04.2").await;
             old.ok("auth.login_with_api_key", json!([KEY])).await;

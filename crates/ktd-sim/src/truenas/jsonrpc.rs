@@ -78,6 +78,9 @@ pub(crate) async fn upgrade(
     }
     let shape = if version == "current" {
         server
+    } else if version == "v24.10" {
+        // Served but hidden from `/api/versions`.
+        Personality::V24_10
     } else {
         match api_versions(server)
             .into_iter()
