@@ -496,4 +496,45 @@ mod tests {
             json!({"a": 2})
         );
     }
+
+    #[test]
+    fn nested_branches_case_insensitive_ops_and_nulls() {
+        // An OR branch may be a list of filters (AND-ed).
+        let f = json!([[
+            "OR",
+            [[["a", "=", 1], ["s", "^", "pool"]], ["s", "$", "/y"]]
+        ]]);
+        assert_eq!(run(f, json!({"select": ["a"]})), json!([{"a": 2}]));
+        assert_eq!(
+            run(json!([["s", "C^", "TANK"]]), json!({"count": true})),
+            json!(1)
+        );
+        assert_eq!(
+            run(json!([["s", "C~", "POOL/."]]), json!({"count": true})),
+            json!(1)
+        );
+        // Missing fields compare as null: `!=` matches, ordering puts nulls last.
+        assert_eq!(
+            run(json!([["missing", "!=", 1]]), json!({"count": true})),
+            json!(2)
+        );
+        let items = [
+            json!({"n": null, "k": 1}),
+            json!({"n": 3, "k": 2}),
+            json!({"n": 1, "k": 3}),
+        ];
+        let o =
+            Options::parse(Some(&json!({"order_by": ["n"], "select": ["k"]}))).expect("options");
+        let v = apply(items.iter().map(Cow::Borrowed), &[], &o).expect("apply");
+        assert_eq!(v, json!([{"k": 3}, {"k": 2}, {"k": 1}]));
+        let o = Options::parse(Some(
+            &json!({"order_by": ["nulls_first:-n"], "select": ["k"]}),
+        ))
+        .expect("options");
+        let v = apply(items.iter().map(Cow::Borrowed), &[], &o).expect("apply");
+        assert_eq!(v, json!([{"k": 1}, {"k": 2}, {"k": 3}]));
+        // Bad input.
+        assert!(parse_filters(Some(&json!([["a", "=="]]))).is_err());
+        assert!(Options::parse(Some(&json!({"limit": -1}))).is_err());
+    }
 }
