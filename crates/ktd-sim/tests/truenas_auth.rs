@@ -204,9 +204,9 @@ async fn unauthenticated_calls_are_rate_limited_from_24_10() {
 }
 
 #[tokio::test]
-async fn write_methods_are_refused() {
+async fn write_methods_need_a_writable_key() {
     let (server, _token) = start(fixture(Personality::V25_10)).await;
-    // Read-only key: EACCES "Not authorized".
+    // Read-only key: EACCES "Not authorized" (REST: 403 with an empty body).
     let mut ro = Rpc::connect(&server, "/api/current").await;
     assert_eq!(
         ro.ok("auth.login_with_api_key", json!([RO_KEY])).await,
@@ -218,23 +218,30 @@ async fn write_methods_are_refused() {
     assert_eq!(r["error"]["code"], -32001);
     assert_eq!(r["error"]["data"]["errname"], "EACCES");
     assert_eq!(r["error"]["data"]["reason"], "[EACCES] Not authorized");
-    // Full key: the simulator serves reads only.
+    let ro_auth = format!("Bearer {RO_KEY}");
+    let (status, body) = rest_with(
+        &server,
+        Some(&ro_auth),
+        reqwest::Method::DELETE,
+        "/sharing/nfs/id/1",
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (403, ""));
+    // Writes the simulator does not implement (create, ...): ENOTSUP.
     let mut rpc = Rpc::login(&server).await;
     let r = rpc
-        .call(
-            "pool.snapshot.delete",
-            json!(["tank/k8s/nfs/pvc-a@snapshot-1"]),
-        )
+        .call("pool.dataset.create", json!([{"name": "tank/new"}]))
         .await;
     assert_eq!(r["error"]["data"]["errname"], "ENOTSUP");
-    // zfs.snapshot is private on 25.10 but still there over a WebSocket; REST has no route.
-    let r = rpc
-        .call(
-            "zfs.snapshot.delete",
-            json!(["tank/k8s/nfs/pvc-a@snapshot-1"]),
-        )
-        .await;
-    assert_eq!(r["error"]["data"]["errname"], "ENOTSUP");
+    let (status, _) = rest_with(
+        &server,
+        Some(&format!("Bearer {KEY}")),
+        reqwest::Method::POST,
+        "/pool/dataset",
+    )
+    .await;
+    assert_eq!(status, 422);
+    // zfs.snapshot has no REST route on 25.10.
     let (status, _) = rest_with(
         &server,
         Some(&format!("Bearer {KEY}")),
@@ -243,22 +250,8 @@ async fn write_methods_are_refused() {
     )
     .await;
     assert_eq!(status, 404);
-    let (status, body) = rest_with(
-        &server,
-        Some(&format!("Bearer {KEY}")),
-        reqwest::Method::DELETE,
-        "/pool/snapshot/id/tank%2Fk8s%2Fnfs%2Fpvc-a%40snapshot-1",
-    )
-    .await;
-    assert_eq!(status, 422, "{body}");
-    assert!(
-        server
-            .nas()
-            .snapshots
-            .iter()
-            .any(|s| s.name == "snapshot-1"),
-        "nothing was deleted"
-    );
+    assert_eq!(server.nas().snapshots.len(), 4, "nothing was deleted");
+    assert_eq!(server.nas().nfs_shares.len(), 1, "nothing was deleted");
 }
 
 #[tokio::test]

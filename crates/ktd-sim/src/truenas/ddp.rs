@@ -323,12 +323,6 @@ async fn run_call(
             None,
         )));
     }
-    if write {
-        return Some(Err(call_error(
-            method,
-            methods::refuse_write(conn.who().readonly()),
-        )));
-    }
     let result = match method {
         "auth.login_with_api_key" => {
             let key = params.first().and_then(Value::as_str).unwrap_or_default();
@@ -342,6 +336,7 @@ async fn run_call(
             // 25.04+ adapts the legacy endpoint to the v24.10 models.
             let shape = server.min(Personality::V24_10);
             let m = method.to_owned();
+            let readonly = conn.who().readonly();
             let done = tokio::task::spawn_blocking(move || {
                 let ctx = Ctx {
                     shared: &shared,
@@ -349,6 +344,9 @@ async fn run_call(
                     shape,
                     transport: Transport::WebSocket,
                 };
+                if write {
+                    return methods::write(&ctx, &m, &params, readonly);
+                }
                 methods::call(&ctx, &m, &params).map(methods::Output::into_value)
             })
             .await;

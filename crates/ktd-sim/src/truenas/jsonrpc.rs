@@ -436,10 +436,6 @@ async fn run_call(
             reason: "Not authenticated".into(),
         })));
     }
-    if methods::is_write(conn.server, Transport::WebSocket, method) {
-        let refused = methods::refuse_write(conn.who().readonly());
-        return Some(Err(Reply::Call(refused)));
-    }
     let result = match method {
         "auth.login_with_api_key" => {
             let key = params.first().and_then(Value::as_str).unwrap_or_default();
@@ -465,6 +461,8 @@ async fn run_call(
         _ => {
             let shared = Arc::clone(shared);
             let (server, shape, method) = (conn.server, conn.shape, method.to_owned());
+            let write = methods::is_write(server, Transport::WebSocket, &method);
+            let readonly = conn.who().readonly();
             let done = tokio::task::spawn_blocking(move || {
                 let ctx = Ctx {
                     shared: &shared,
@@ -472,6 +470,9 @@ async fn run_call(
                     shape,
                     transport: Transport::WebSocket,
                 };
+                if write {
+                    return methods::write(&ctx, &method, &params, readonly).map(Output::Value);
+                }
                 methods::call(&ctx, &method, &params)
             })
             .await;

@@ -117,22 +117,29 @@ pub(crate) fn is_write(server: Personality, transport: Transport, method: &str) 
     }
 }
 
-/// How a write method is refused: read-only keys are not authorised; the others reach a
-/// simulator that serves reads only.
-pub(crate) fn refuse_write(readonly: bool) -> CallError {
+/// Calls a write method: refused for read-only keys (EACCES); deletes and user-property
+/// updates are performed, other writes (create, ...) are not simulated (ENOTSUP).
+pub(crate) fn write(
+    ctx: &Ctx<'_>,
+    method: &str,
+    params: &[Value],
+    readonly: bool,
+) -> Result<Value, CallError> {
     if readonly {
-        CallError::Call {
+        return Err(CallError::Call {
             errno: 13,
             errname: "EACCES",
             reason: "Not authorized".into(),
-        }
-    } else {
-        CallError::Call {
-            errno: 95,
-            errname: "ENOTSUP",
-            reason: "The simulator serves read methods only".into(),
-        }
+        });
     }
+    if super::writes::performs(method) {
+        return super::writes::call(ctx.shared, ctx.shape, method, params);
+    }
+    Err(CallError::Call {
+        errno: 95,
+        errname: "ENOTSUP",
+        reason: "The simulator does not implement this write method".into(),
+    })
 }
 
 /// Calls a read method. `params` are the positional JSON-RPC params.

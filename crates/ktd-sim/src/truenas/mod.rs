@@ -44,6 +44,7 @@ mod records;
 mod render;
 mod rest;
 mod snapshots;
+mod writes;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -116,6 +117,19 @@ impl Shared {
         let r = Arc::new(render::render(&self.nas_read(), p));
         cache.push((generation, p, r.clone()));
         r
+    }
+
+    /// Mutates the world and publishes the resulting events.
+    pub(crate) fn update<R>(&self, origin: events::Origin, f: impl FnOnce(&mut Nas) -> R) -> R {
+        let (result, before) = {
+            let mut nas = self.nas.write().unwrap_or_else(|e| e.into_inner());
+            let before = events::Before::capture(self, &nas, origin);
+            let result = f(&mut nas);
+            (result, before)
+        };
+        self.changed();
+        events::publish(self, before);
+        result
     }
 
     fn changed(&self) {
@@ -253,15 +267,7 @@ impl TrueNasServer {
     }
 
     fn update_from<R>(&self, origin: events::Origin, f: impl FnOnce(&mut Nas) -> R) -> R {
-        let (result, before) = {
-            let mut nas = self.shared.nas.write().unwrap_or_else(|e| e.into_inner());
-            let before = events::Before::capture(&self.shared, &nas, origin);
-            let result = f(&mut nas);
-            (result, before)
-        };
-        self.shared.changed();
-        events::publish(&self.shared, before);
-        result
+        self.shared.update(origin, f)
     }
 
     /// A copy of the current world.

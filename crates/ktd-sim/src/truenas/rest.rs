@@ -265,11 +265,7 @@ pub(crate) async fn handle(
         if shared.key_readonly(key_id) {
             return StatusCode::FORBIDDEN.into_response();
         }
-        return json_response(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &json!({
-            "message": "[ENOTSUP] The simulator serves read methods only", "errno": 95}),
-        );
+        return write(&shared, server, &route, &method, &body).await;
     }
     let (rpc_method, params) = match route {
         Route::OpenApi => unreachable!("answered above"),
@@ -312,6 +308,70 @@ pub(crate) async fn handle(
             body,
         )
             .into_response(),
+        Ok(Err(e)) => error_response(e),
+        Err(_) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"message": "internal error", "traceback": ""}),
+        ),
+    }
+}
+
+/// `DELETE`/`PUT` on `/id/{id}` (`<service>.delete` / `.update`); other writes are not
+/// simulated (422 ENOTSUP).
+async fn write(
+    shared: &Arc<Shared>,
+    server: Personality,
+    route: &Route,
+    method: &Method,
+    body: &Bytes,
+) -> Response {
+    let arg = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(v) => v,
+            Err(e) => {
+                let msg = json!({"message": format!("json parse error: {e}"), "errno": 22});
+                return json_response(StatusCode::BAD_REQUEST, &msg);
+            }
+        }
+    };
+    let rpc_method = match (route, method) {
+        (
+            Route::Crud {
+                service,
+                id: Some(_),
+            },
+            &Method::DELETE,
+        ) => format!("{service}.delete"),
+        (
+            Route::Crud {
+                service,
+                id: Some(_),
+            },
+            &Method::PUT,
+        ) => format!("{service}.update"),
+        (Route::Crud { service, id: None }, _) => format!("{service}.create"),
+        _ => "iscsi.global.update".to_owned(),
+    };
+    let id = match route {
+        Route::Crud { id: Some(id), .. } => Some(id.clone()),
+        _ => None,
+    };
+    let params: Vec<Value> = id.into_iter().chain([arg]).collect();
+    let shared = Arc::clone(shared);
+    let done = tokio::task::spawn_blocking(move || {
+        let ctx = Ctx {
+            shared: &shared,
+            server,
+            shape: server,
+            transport: Transport::Rest,
+        };
+        methods::write(&ctx, &rpc_method, &params, false)
+    })
+    .await;
+    match done {
+        Ok(Ok(v)) => json_response(StatusCode::OK, &v),
         Ok(Err(e)) => error_response(e),
         Err(_) => json_response(
             StatusCode::INTERNAL_SERVER_ERROR,
