@@ -5,7 +5,8 @@
 //! - `render` / `records` / `snapshots` turn the world into per-release JSON, cached per
 //!   world generation (snapshots as ready-made JSON text, so 100,000 of them cost a copy);
 //! - `query` is the middleware's `filter_list` (filters and options);
-//! - `methods` is the method table and the read methods shared by the transports;
+//! - `methods` is the method table and the read methods shared by the transports,
+//!   `writes` the few write methods a cleanup tool needs;
 //! - `rest`, `jsonrpc` and `ddp` are the transports, `auth` the API-key logins, `events`
 //!   the `collection_update` events of [`TrueNasServer::update`].
 //!
@@ -18,7 +19,10 @@
 //!   LOCAL on each pool's root dataset and INHERITED below it; everything else is DEFAULT;
 //! - user properties: LOCAL (`user_properties`), RECEIVED (`received_properties`), otherwise
 //!   INHERITED from the nearest ancestor; snapshots inherit their dataset's;
-//! - the simulator serves reads only: write methods answer 403 (read-only key) or 422;
+//! - writes: deleting snapshots (`defer` for clone origins), datasets (`recursive`),
+//!   shares and iSCSI objects, and `pool.dataset.update` `user_properties_update` are
+//!   performed (as API changes, with their events); other writes (create, ...) answer
+//!   ENOTSUP (REST 422); read-only keys get EACCES (REST 403);
 //! - clients are local unless [`TrueNasServer::set_client_remote`] says otherwise; plain
 //!   HTTP is assumed (there is no TLS), so on 25.04+ a WebSocket API-key login from a
 //!   remote client revokes the key;
