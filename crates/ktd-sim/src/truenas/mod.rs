@@ -207,7 +207,7 @@ impl TrueNasServer {
     ) -> std::io::Result<TrueNasServer> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let (events, _) = broadcast::channel(4096);
+        let (events, _) = broadcast::channel(1 << 16);
         let shared = Arc::new(Shared {
             nas: RwLock::new(nas),
             generation: AtomicU64::new(0),
