@@ -97,7 +97,7 @@ async fn more_than_twenty_calls_in_flight_are_refused() {
     let (server, _token) = start(fixture(Personality::V25_10)).await;
     let mut rpc = Rpc::login(&server).await;
     server.faults().set(Faults {
-        latency_ms: 400,
+        latency_ms: 1500,
         ..Faults::default()
     });
     for _ in 0..25 {
