@@ -8,6 +8,7 @@
 //!   release personality);
 //! - [`generate`](mod@generate): a world generator that plants every finding of the catalogue and the
 //!   false-positive traps, and records the ground truth;
+//! - [`serve`]: every server of a world at once, with a kubeconfig for its clusters;
 //! - [`faults`]: latency, errors, timeouts and dropped connections on demand.
 //!
 //! Product crates never depend on this one except in tests, benches and `ktd demo`.
@@ -15,9 +16,12 @@
 pub mod faults;
 pub mod generate;
 pub mod kube;
+pub mod serve;
+pub mod truenas;
 pub mod world;
 
 pub use faults::{FaultAction, FaultInjector, Faults};
 pub use generate::{GenerateOptions, generate};
 pub use kube::KubeApiServer;
+pub use truenas::TrueNasServer;
 pub use world::{Cluster, GroundTruth, Nas, Personality, World};
