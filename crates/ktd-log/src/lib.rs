@@ -8,4 +8,6 @@ mod error;
 mod log;
 
 pub use error::LogError;
-pub use log::{AppendOutcome, Checkpoint, ConsumerStore, EventLog, Record, Stream, UnreadableRecord};
+pub use log::{
+    AppendOutcome, Checkpoint, ConsumerStore, EventLog, Record, Stream, UnreadableRecord,
+};

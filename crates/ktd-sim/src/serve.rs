@@ -42,7 +42,11 @@ pub struct SimServers {
 
 impl SimServers {
     /// Starts every server of `world`; they stop when `shutdown` is cancelled.
-    pub async fn start(world: World, bind: Bind, shutdown: CancellationToken) -> std::io::Result<SimServers> {
+    pub async fn start(
+        world: World,
+        bind: Bind,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<SimServers> {
         let api_key = world
             .nas
             .api_keys
@@ -60,12 +64,16 @@ impl SimServers {
             let port = if bind.kube_port == 0 {
                 0
             } else {
-                bind.kube_port.saturating_add(u16::try_from(i).unwrap_or(u16::MAX))
+                bind.kube_port
+                    .saturating_add(u16::try_from(i).unwrap_or(u16::MAX))
             };
             let name = cluster.name.clone();
-            let server =
-                KubeApiServer::start(cluster, SocketAddr::new(bind.ip, port), shutdown.child_token())
-                    .await?;
+            let server = KubeApiServer::start(
+                cluster,
+                SocketAddr::new(bind.ip, port),
+                shutdown.child_token(),
+            )
+            .await?;
             clusters.push((name, server));
         }
         Ok(SimServers {

@@ -25,7 +25,13 @@ pub struct Cli {
     pub context: Option<String>,
 
     /// Log filter (`info`, `ktd=debug`, ...); also `RUST_LOG`.
-    #[arg(long, global = true, env = "KTD_LOG", value_name = "FILTER", default_value = "warn")]
+    #[arg(
+        long,
+        global = true,
+        env = "KTD_LOG",
+        value_name = "FILTER",
+        default_value = "warn"
+    )]
     pub log: String,
 
     /// The command to run.
@@ -149,13 +155,27 @@ mod tests {
 
     #[test]
     fn global_flags_go_anywhere() {
-        let cli = Cli::try_parse_from(["ktd", "sim", "generate", "--out", "/tmp/x", "-o", "json", "--context", "prod"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "ktd",
+            "sim",
+            "generate",
+            "--out",
+            "/tmp/x",
+            "-o",
+            "json",
+            "--context",
+            "prod",
+        ])
+        .unwrap();
         assert_eq!(cli.output, Format::Json);
         assert_eq!(cli.context.as_deref(), Some("prod"));
     }
 
     #[test]
     fn world_and_generator_options_exclude_each_other() {
-        assert!(Cli::try_parse_from(["ktd", "sim", "serve", "--world", "w.json", "--volumes", "5"]).is_err());
+        assert!(
+            Cli::try_parse_from(["ktd", "sim", "serve", "--world", "w.json", "--volumes", "5"])
+                .is_err()
+        );
     }
 }

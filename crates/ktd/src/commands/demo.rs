@@ -107,7 +107,9 @@ pub async fn run(args: DemoArgs, format: Format) -> anyhow::Result<ExitCode> {
     }
     report.traps = truth.traps.len();
 
-    output::print(format, &report, |out| print_report(out, &report, kube.url(), servers.truenas.url()))?;
+    output::print(format, &report, |out| {
+        print_report(out, &report, kube.url(), servers.truenas.url())
+    })?;
 
     if args.serve {
         eprintln!(
@@ -121,12 +123,20 @@ pub async fn run(args: DemoArgs, format: Format) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_report(out: &mut dyn Write, r: &Report, kube_url: String, nas_url: String) -> std::io::Result<()> {
+fn print_report(
+    out: &mut dyn Write,
+    r: &Report,
+    kube_url: String,
+    nas_url: String,
+) -> std::io::Result<()> {
     writeln!(out, "Simulated world served on loopback:")?;
     writeln!(out, "  Kubernetes cluster {:<10} {kube_url}", r.cluster)?;
     writeln!(out, "  {:<29} {nas_url}", r.truenas_version)?;
     writeln!(out)?;
-    writeln!(out, "Observed through the real protocols and normalized into ktd's model:")?;
+    writeln!(
+        out,
+        "Observed through the real protocols and normalized into ktd's model:"
+    )?;
     let mut t = Table::new(["RESOURCE", "OBSERVED"]);
     for (what, n) in &r.observed {
         t.row([what.clone(), n.to_string()]);
@@ -143,7 +153,11 @@ fn print_report(out: &mut dyn Write, r: &Report, kube_url: String, nas_url: Stri
     for reason in &r.rejected {
         writeln!(out, "  rejected: {reason}")?;
     }
-    writeln!(out, "\nFindings this world holds for cluster {} (its ground truth):", r.cluster)?;
+    writeln!(
+        out,
+        "\nFindings this world holds for cluster {} (its ground truth):",
+        r.cluster
+    )?;
     let mut t = Table::new(["KIND", "COUNT"]);
     for (kind, n) in &r.expected_findings {
         t.row([kind.clone(), n.to_string()]);
@@ -160,7 +174,12 @@ fn collection_path(kind: KubeKind) -> String {
     if kind.group().is_empty() {
         format!("/api/{}/{}", kind.version(), kind.plural())
     } else {
-        format!("/apis/{}/{}/{}", kind.group(), kind.version(), kind.plural())
+        format!(
+            "/apis/{}/{}/{}",
+            kind.group(),
+            kind.version(),
+            kind.plural()
+        )
     }
 }
 
@@ -191,7 +210,10 @@ async fn observe_kubernetes(
                 .map(str::to_owned);
             nk::read_list(body.as_ref(), |r| match r {
                 Ok(object) => {
-                    *report.observed.entry(format!("kubernetes {kind}")).or_default() += 1;
+                    *report
+                        .observed
+                        .entry(format!("kubernetes {kind}"))
+                        .or_default() += 1;
                     let rv = object.meta().resource_version.clone();
                     events.push(Envelope::new(
                         source.clone(),
@@ -238,7 +260,10 @@ async fn observe_truenas(
         }
     };
     let mut observe = |what: &str, event: Event, report: &mut Report| {
-        *report.observed.entry(format!("truenas {what}")).or_default() += 1;
+        *report
+            .observed
+            .entry(format!("truenas {what}"))
+            .or_default() += 1;
         let digest = content_digest(&event);
         events.push(Envelope::new(source.clone(), now, event, &digest));
     };
@@ -275,10 +300,18 @@ async fn observe_truenas(
     }
     type Normalizer = fn(&Value) -> Result<Share, ktd_model::normalize::NormalizeError>;
     let shares: [(&str, &str, Normalizer); 5] = [
-        ("/sharing/nfs", "nfs share", |v| nt::nfs_share(v).map(Share::Nfs)),
-        ("/sharing/smb", "smb share", |v| nt::smb_share(v).map(Share::Smb)),
-        ("/iscsi/target", "iscsi target", |v| nt::iscsi_target(v).map(Share::IscsiTarget)),
-        ("/iscsi/extent", "iscsi extent", |v| nt::iscsi_extent(v).map(Share::IscsiExtent)),
+        ("/sharing/nfs", "nfs share", |v| {
+            nt::nfs_share(v).map(Share::Nfs)
+        }),
+        ("/sharing/smb", "smb share", |v| {
+            nt::smb_share(v).map(Share::Smb)
+        }),
+        ("/iscsi/target", "iscsi target", |v| {
+            nt::iscsi_target(v).map(Share::IscsiTarget)
+        }),
+        ("/iscsi/extent", "iscsi extent", |v| {
+            nt::iscsi_extent(v).map(Share::IscsiExtent)
+        }),
         ("/iscsi/targetextent", "iscsi targetextent", |v| {
             nt::iscsi_targetextent(v).map(Share::IscsiTargetExtent)
         }),

@@ -9,8 +9,8 @@ use anyhow::Context;
 use ktd_model::Timestamp;
 use ktd_sim::serve::{Bind, SimServers};
 use ktd_sim::{GenerateOptions, Personality, World};
-use tokio_util::sync::CancellationToken;
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use crate::cli::{GenerateArgs, ServeArgs, SimCommand, WorldArgs};
 use crate::output::{self, Format, Table};
@@ -54,7 +54,11 @@ fn generate(args: GenerateArgs, format: Format) -> anyhow::Result<ExitCode> {
     write_json(&args.out.join("truth.json"), &world.truth)?;
     let summary = Summary::of(&world);
     output::print(format, &summary, |out| {
-        writeln!(out, "wrote {}/world.json and truth.json", args.out.display())?;
+        writeln!(
+            out,
+            "wrote {}/world.json and truth.json",
+            args.out.display()
+        )?;
         summary.table().write(out)
     })?;
     Ok(ExitCode::SUCCESS)
@@ -139,12 +143,20 @@ impl Summary {
             }
         }
         for (what, n) in &self.nas {
-            t.row([format!("truenas ({})", self.truenas_version), (*what).to_owned(), n.to_string()]);
+            t.row([
+                format!("truenas ({})", self.truenas_version),
+                (*what).to_owned(),
+                n.to_string(),
+            ]);
         }
         for (kind, n) in &self.expected_findings {
             t.row(["ground truth".to_owned(), kind.clone(), n.to_string()]);
         }
-        t.row(["ground truth".to_owned(), "traps (must not be reported)".to_owned(), self.traps.to_string()]);
+        t.row([
+            "ground truth".to_owned(),
+            "traps (must not be reported)".to_owned(),
+            self.traps.to_string(),
+        ]);
         t
     }
 }
@@ -178,14 +190,21 @@ async fn serve(args: ServeArgs, format: Format) -> anyhow::Result<ExitCode> {
         truenas: servers.truenas.url(),
         truenas_version: personality.version_string().to_owned(),
         api_key: servers.api_key.clone(),
-        kubeconfig: args.kubeconfig_out.as_ref().map(|p| p.display().to_string()),
+        kubeconfig: args
+            .kubeconfig_out
+            .as_ref()
+            .map(|p| p.display().to_string()),
         summary,
     };
     output::print(format, &endpoints, |out| {
         for (name, url) in &endpoints.kubernetes {
             writeln!(out, "kubernetes {name:<12} {url}")?;
         }
-        writeln!(out, "truenas    {:<12} {}", endpoints.truenas_version, endpoints.truenas)?;
+        writeln!(
+            out,
+            "truenas    {:<12} {}",
+            endpoints.truenas_version, endpoints.truenas
+        )?;
         if let Some(key) = &endpoints.api_key {
             writeln!(out, "api key    {key}")?;
         }
