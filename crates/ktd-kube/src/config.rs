@@ -1,0 +1,277 @@
+//! Configuration of the Kubernetes source and construction of its [`Client`].
+
+use std::path::PathBuf;
+
+use ktd_model::KubeKind;
+use kube::Client;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use serde::{Deserialize, Serialize};
+
+/// What the Kubernetes source watches, and how it reaches the apiserver.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubeSourceConfig {
+    /// Name of this cluster in ktd (the `instance` of `SourceId::kubernetes`, part of every
+    /// event id and NATS subject). Default `default`.
+    pub instance: String,
+    /// kubeconfig context to use. Default: the file's `current-context`.
+    pub context: Option<String>,
+    /// kubeconfig file. Default: `$KUBECONFIG`, then `~/.kube/config`, then the in-cluster
+    /// service account (when neither `kubeconfig` nor `context` is set).
+    pub kubeconfig: Option<PathBuf>,
+    /// Explicit apiserver URL (e.g. `http://127.0.0.1:8001` for `kubectl proxy`, or the
+    /// simulator in tests). Takes precedence over kubeconfig and in-cluster configuration;
+    /// no credentials are sent.
+    pub url: Option<String>,
+    /// Objects per LIST page. Default 500 (client-go's and kube-runtime's default); lower
+    /// it to bound the memory of a relist on very large clusters.
+    pub page_size: u32,
+    /// Kinds to watch. Default: all twelve (`KubeKind::ALL`).
+    pub kinds: Vec<KubeKind>,
+    /// Which Pods to watch (the CSI driver's).
+    pub pods: PodSelection,
+    /// Which core/v1 Events to watch (the storage-related ones).
+    pub events: EventSelection,
+}
+
+impl Default for KubeSourceConfig {
+    fn default() -> Self {
+        KubeSourceConfig {
+            instance: "default".into(),
+            context: None,
+            kubeconfig: None,
+            url: None,
+            page_size: 500,
+            kinds: KubeKind::ALL.to_vec(),
+            pods: PodSelection::default(),
+            events: EventSelection::default(),
+        }
+    }
+}
+
+/// Which Pods the source watches: democratic-csi's controller and node pods by default.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PodSelection {
+    /// Only Pods in this namespace. Default: every namespace.
+    pub namespace: Option<String>,
+    /// Server-side label selector. Default `app.kubernetes.io/name=democratic-csi` (the
+    /// label democratic-csi's Helm chart puts on its controller and node pods).
+    pub label_selector: Option<String>,
+    /// Server-side field selector (e.g. `spec.nodeName=node-1`). Default: none.
+    pub field_selector: Option<String>,
+}
+
+impl Default for PodSelection {
+    fn default() -> Self {
+        PodSelection {
+            namespace: None,
+            label_selector: Some("app.kubernetes.io/name=democratic-csi".into()),
+            field_selector: None,
+        }
+    }
+}
+
+/// Which core/v1 Events the source watches.
+///
+/// Field selectors cannot express "kind is one of …", so `involved_kinds` is applied by the
+/// source after receipt (Events of other objects are read and dropped, never stored);
+/// `field_selector` is applied by the apiserver.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventSelection {
+    /// Only Events in this namespace. Default: every namespace.
+    pub namespace: Option<String>,
+    /// Server-side field selector (e.g. `type=Warning`). Default: none.
+    pub field_selector: Option<String>,
+    /// Keep only Events whose `involvedObject.kind` is one of these. Default:
+    /// PersistentVolumeClaim, PersistentVolume, VolumeSnapshot, VolumeSnapshotContent,
+    /// VolumeAttachment and Pod (where provisioning, attach, mount and snapshot failures
+    /// are recorded). Empty keeps every Event.
+    pub involved_kinds: Vec<String>,
+    /// Keep only Events with one of these reasons (e.g. `ProvisioningFailed`,
+    /// `FailedMount`). Default: empty, every reason.
+    pub reasons: Vec<String>,
+}
+
+impl Default for EventSelection {
+    fn default() -> Self {
+        EventSelection {
+            namespace: None,
+            field_selector: None,
+            involved_kinds: [
+                "PersistentVolumeClaim",
+                "PersistentVolume",
+                "VolumeSnapshot",
+                "VolumeSnapshotContent",
+                "VolumeAttachment",
+                "Pod",
+            ]
+            .map(String::from)
+            .to_vec(),
+            reasons: Vec::new(),
+        }
+    }
+}
+
+impl EventSelection {
+    /// Whether a raw Event (its JSON) passes the client-side filters.
+    pub fn keeps(&self, event: &serde_json::Value) -> bool {
+        let field = |pointer: &str| {
+            event
+                .pointer(pointer)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("")
+        };
+        let kind_ok = self.involved_kinds.is_empty()
+            || self
+                .involved_kinds
+                .iter()
+                .any(|k| k == field("/involvedObject/kind"));
+        let reason_ok =
+            self.reasons.is_empty() || self.reasons.iter().any(|r| r == field("/reason"));
+        kind_ok && reason_ok
+    }
+}
+
+/// Why a Kubernetes client could not be built. Not retryable: the configuration or the
+/// environment must change.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// `url` is not a valid URL.
+    #[error("`{url}` is not a valid apiserver URL ({reason}); expected e.g. https://10.0.0.1:6443")]
+    Url {
+        /// The configured URL.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The kubeconfig file could not be read or parsed.
+    #[error(
+        "cannot read the kubeconfig {path}: check the path (or unset `kubeconfig` to use $KUBECONFIG / ~/.kube/config)"
+    )]
+    ReadKubeconfig {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    /// The kubeconfig has no usable context/cluster/user.
+    #[error("the kubeconfig has no usable context{}: list them with `kubectl config get-contexts`", context.as_deref().map(|c| format!(" `{c}`")).unwrap_or_default())]
+    Kubeconfig {
+        /// The requested context, if any.
+        context: Option<String>,
+        /// The underlying error.
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    /// Neither a kubeconfig nor an in-cluster service account was found.
+    #[error(
+        "no Kubernetes configuration found: set `kubeconfig`/`context` or `url`, export KUBECONFIG, or run ktd in a pod with a service account"
+    )]
+    Infer(#[source] kube::config::InferConfigError),
+    /// The client could not be created from a valid configuration (TLS setup).
+    #[error("cannot create the Kubernetes client (TLS or proxy configuration)")]
+    Build(#[source] kube::Error),
+}
+
+impl KubeSourceConfig {
+    /// The kinds to watch, each once, in `KubeKind` order.
+    pub fn watched_kinds(&self) -> Vec<KubeKind> {
+        let mut kinds = self.kinds.clone();
+        kinds.sort();
+        kinds.dedup();
+        kinds
+    }
+
+    /// Builds the client: from `url` if set; else from `kubeconfig`/`context` if set; else
+    /// inferred (`$KUBECONFIG`, `~/.kube/config`, in-cluster service account). Clone the
+    /// result for every watcher (it shares one connection pool).
+    pub async fn client(&self) -> Result<Client, ClientError> {
+        let config = if let Some(url) = &self.url {
+            let uri = url
+                .parse()
+                .map_err(|e: http::uri::InvalidUri| ClientError::Url {
+                    url: url.clone(),
+                    reason: e.to_string(),
+                })?;
+            kube::Config::new(uri)
+        } else if self.kubeconfig.is_some() || self.context.is_some() {
+            let options = KubeConfigOptions {
+                context: self.context.clone(),
+                ..KubeConfigOptions::default()
+            };
+            let kubeconfig_error = |source| ClientError::Kubeconfig {
+                context: self.context.clone(),
+                source,
+            };
+            match &self.kubeconfig {
+                Some(path) => {
+                    let file = Kubeconfig::read_from(path).map_err(|source| {
+                        ClientError::ReadKubeconfig {
+                            path: path.clone(),
+                            source,
+                        }
+                    })?;
+                    kube::Config::from_custom_kubeconfig(file, &options)
+                        .await
+                        .map_err(kubeconfig_error)?
+                }
+                None => kube::Config::from_kubeconfig(&options)
+                    .await
+                    .map_err(kubeconfig_error)?,
+            }
+        } else {
+            kube::Config::infer().await.map_err(ClientError::Infer)?
+        };
+        Client::try_from(config).map_err(ClientError::Build)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_watch_everything_and_parse_from_yaml_like_json() {
+        let c: KubeSourceConfig = serde_json::from_str(r#"{"instance": "prod"}"#).unwrap();
+        assert_eq!(c.instance, "prod");
+        assert_eq!(c.watched_kinds(), KubeKind::ALL.to_vec());
+        assert_eq!(c.page_size, 500);
+        let bad = serde_json::from_str::<KubeSourceConfig>(r#"{"instanse": "prod"}"#);
+        assert!(bad.unwrap_err().to_string().contains("unknown field"));
+    }
+
+    #[test]
+    fn event_selection_filters_by_involved_kind_and_reason() {
+        let ev = |kind: &str, reason: &str| serde_json::json!({"involvedObject": {"kind": kind}, "reason": reason});
+        let sel = EventSelection::default();
+        assert!(sel.keeps(&ev("PersistentVolumeClaim", "ProvisioningFailed")));
+        assert!(!sel.keeps(&ev("Deployment", "ScalingReplicaSet")));
+        let sel = EventSelection {
+            reasons: vec!["FailedMount".into()],
+            ..EventSelection::default()
+        };
+        assert!(sel.keeps(&ev("Pod", "FailedMount")));
+        assert!(!sel.keeps(&ev("Pod", "Pulled")));
+        let all = EventSelection {
+            involved_kinds: vec![],
+            ..EventSelection::default()
+        };
+        assert!(all.keeps(&ev("Deployment", "x")));
+    }
+
+    #[tokio::test]
+    async fn a_bad_url_says_what_is_expected() {
+        let c = KubeSourceConfig {
+            url: Some("not a url".into()),
+            ..KubeSourceConfig::default()
+        };
+        let Err(err) = c.client().await else {
+            panic!("`not a url` was accepted");
+        };
+        let err = err.to_string();
+        assert!(err.contains("not a valid apiserver URL"), "{err}");
+    }
+}
