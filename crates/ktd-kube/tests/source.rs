@@ -1,0 +1,227 @@
+//! The source against the fake apiserver: initial sync of a generated world, changes,
+//! malformed objects, deterministic ids.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use ktd_model::normalize::kube::normalize_as;
+use ktd_model::{Event, KubeKind, ObjectKey};
+use ktd_sim::{GenerateOptions, generate};
+use pretty_assertions::assert_eq;
+use support::*;
+
+fn world_cluster() -> ktd_sim::Cluster {
+    let world = generate(&GenerateOptions {
+        volumes: 100,
+        clusters: 1,
+        ..GenerateOptions::default()
+    });
+    world.clusters.into_iter().next().expect("one cluster")
+}
+
+#[tokio::test]
+async fn a_generated_world_streams_in_completely() {
+    let (server, _guard) = start(world_cluster()).await;
+    let mut run = Run::start(config(&server)).await;
+    run.until(60, "every kind's SyncCompleted", |e| {
+        all_completed(e, KubeKind::ALL)
+    })
+    .await;
+    let expected = server_state(&server, KubeKind::ALL);
+    assert!(expected.len() > 300, "a sizeable world: {}", expected.len());
+    for kind in KubeKind::ALL {
+        assert!(
+            expected.keys().any(|(k, _)| k == kind),
+            "the world has {kind} objects"
+        );
+    }
+    assert_eq!(fold(&run.events), expected);
+    assert_unique_ids(&run.events);
+    // Every applied object is what the normalizer makes of the server's JSON.
+    for e in &run.events {
+        match &e.event {
+            Event::ObjectApplied { object } => {
+                let raw = server
+                    .objects(object.kind().as_str())
+                    .into_iter()
+                    .find(|o| {
+                        o["metadata"]["name"] == object.key().name.as_str()
+                            && o["metadata"]["namespace"].as_str()
+                                == object.key().namespace.as_deref()
+                    })
+                    .expect("on the server");
+                assert_eq!(&normalize_as(object.kind(), &raw).unwrap(), object);
+            }
+            Event::ObjectRejected { .. }
+            | Event::WatchFailed { .. }
+            | Event::ObjectDeleted { .. } => {
+                panic!("unexpected in a clean initial sync: {}", describe(e))
+            }
+            _ => {}
+        }
+    }
+    // SyncCompleted counts what was listed (after the Event filter).
+    for e in &run.events {
+        if let Event::SyncCompleted { kind, objects } = e.event {
+            let n = expected.keys().filter(|(k, _)| *k == kind).count() as u64;
+            assert_eq!(objects, n, "{kind}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn changes_arrive_within_a_second() {
+    let (server, _guard) = start(cluster(vec![pv("pv-a"), pvc("db", "data")])).await;
+    let mut run = Run::start(config(&server)).await;
+    run.until(30, "initial sync", |e| all_completed(e, KubeKind::ALL))
+        .await;
+    let base = run.events.len();
+
+    let created = server.apply(pv("pv-new")).unwrap();
+    let rv = created["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let applied = |name: &'static str, rv: String| {
+        move |e: &[ktd_model::Envelope]| {
+            e[base..].iter().any(|e| {
+                matches!(&e.event, Event::ObjectApplied { object }
+                if object.key().name == name && object.meta().resource_version == rv)
+            })
+        }
+    };
+    run.until(1, "ObjectApplied for a new PV", applied("pv-new", rv))
+        .await;
+
+    let mut modified = created.clone();
+    modified["status"]["phase"] = "Bound".into();
+    let modified = server.apply(modified).unwrap();
+    let rv = modified["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    run.until(
+        1,
+        "ObjectApplied for the modified PV",
+        applied("pv-new", rv),
+    )
+    .await;
+
+    let mut claim = server.objects("pvc").remove(0);
+    claim["status"]["phase"] = "Bound".into();
+    let claim = server.apply(claim).unwrap();
+    let rv = claim["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    run.until(1, "ObjectApplied for the modified PVC", applied("data", rv))
+        .await;
+
+    let gone = server.delete("pv", None, "pv-new").unwrap().unwrap();
+    let deletion_rv = gone["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    run.until(1, "ObjectDeleted for the PV", |e| {
+        e[base..].iter().any(|e| {
+            matches!(&e.event, Event::ObjectDeleted { key, missing_from_relist: false, .. }
+            if key.name == "pv-new")
+        })
+    })
+    .await;
+    // The delete's id is derived from the deletion RV.
+    let deleted = run
+        .events
+        .iter()
+        .rev()
+        .find(|e| matches!(e.event, Event::ObjectDeleted { .. }))
+        .unwrap();
+    let expected = ktd_model::Envelope::new(
+        deleted.source.clone(),
+        deleted.observed_at,
+        Event::ObjectDeleted {
+            kind: KubeKind::PersistentVolume,
+            key: ObjectKey::cluster("pv-new"),
+            uid: created["metadata"]["uid"].as_str().map(String::from),
+            missing_from_relist: false,
+        },
+        deletion_rv.as_bytes(),
+    );
+    assert_eq!(deleted.id, expected.id);
+    assert_eq!(fold(&run.events), server_state(&server, KubeKind::ALL));
+    assert_unique_ids(&run.events);
+}
+
+#[tokio::test]
+async fn malformed_objects_are_rejected_by_name_and_the_rest_flows() {
+    let (server, _guard) = start(cluster(vec![pv("pv-a")])).await;
+    let mut run = Run::start(config(&server)).await;
+    run.until(30, "initial sync", |e| all_completed(e, KubeKind::ALL))
+        .await;
+
+    let mut bad = pv("pv-lots");
+    bad["spec"]["capacity"]["storage"] = "lots".into();
+    server.apply(bad).unwrap();
+    let mut wrong_type = pv("pv-typed");
+    wrong_type["spec"]["csi"]["volumeHandle"] = serde_json::json!(42);
+    server.apply(wrong_type).unwrap();
+    server.apply(pv("pv-fine")).unwrap();
+    run.until(5, "the good PV after the bad ones", |e| {
+        e.iter().any(|e| matches!(&e.event, Event::ObjectApplied { object } if object.key().name == "pv-fine"))
+    })
+    .await;
+    let rejected: Vec<(String, String)> = run
+        .events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::ObjectRejected {
+                kind: KubeKind::PersistentVolume,
+                key: Some(key),
+                error,
+            } => Some((key.name.clone(), error.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rejected.len(), 2, "{rejected:?}");
+    assert_eq!(rejected[0].0, "pv-lots");
+    assert!(
+        rejected[0].1.contains("pv-lots") && rejected[0].1.contains("lots"),
+        "{}",
+        rejected[0].1
+    );
+    assert_eq!(rejected[1].0, "pv-typed");
+    assert!(rejected[1].1.contains("pv-typed"), "{}", rejected[1].1);
+
+    // A relist does not repeat the rejections (their RVs are known).
+    server.expire_watches();
+    run.until(30, "the relist of PVs", |e| {
+        completed(e, 2).contains(&KubeKind::PersistentVolume)
+    })
+    .await;
+    let rejections = run
+        .events
+        .iter()
+        .filter(|e| matches!(e.event, Event::ObjectRejected { .. }))
+        .count();
+    assert_eq!(rejections, 2);
+    assert_unique_ids(&run.events);
+}
+
+#[tokio::test]
+async fn two_runs_give_the_same_ids_for_the_initial_sync() {
+    let (server, _guard) = start(world_cluster()).await;
+    let mut a = Run::start(config(&server)).await;
+    let mut b = Run::start(config(&server)).await;
+    a.until(60, "run A's sync", |e| all_completed(e, KubeKind::ALL))
+        .await;
+    b.until(60, "run B's sync", |e| all_completed(e, KubeKind::ALL))
+        .await;
+    // Let stragglers (none expected) arrive.
+    a.drain_for(200).await;
+    b.drain_for(200).await;
+    let ids = |r: &Run| r.events.iter().map(|e| e.id).collect::<BTreeSet<_>>();
+    assert!(ids(&a).len() > 300);
+    assert_eq!(ids(&a), ids(&b));
+    assert_eq!(a.events.len(), b.events.len());
+}
