@@ -21,7 +21,7 @@ pub mod source;
 mod state;
 
 pub use clock::{Clock, SystemClock};
-pub use collect::{CollectError, collect_list};
+pub use collect::{CollectError, CollectSummary, collect_list, collect_to_dir};
 pub use config::{ClientError, EventSelection, KubeSourceConfig, PodSelection};
 pub use failure::QUIET as FAILURE_QUIET_PERIOD;
 pub use known::KnownObjects;

@@ -59,9 +59,18 @@ pub struct Run {
 impl Run {
     /// Starts the source with `config`.
     pub async fn start(config: KubeSourceConfig) -> Run {
+        let known = ktd_kube::KnownObjects::new(config.instance.clone());
+        Run::start_with(config, known).await
+    }
+
+    /// Starts the source with `config`, remembering `known`.
+    pub async fn start_with(config: KubeSourceConfig, known: ktd_kube::KnownObjects) -> Run {
         let client = config.client().await.expect("client");
         Run {
-            stream: KubeSource::new(client, config).stream().boxed(),
+            stream: KubeSource::new(client, config)
+                .known(known)
+                .stream()
+                .boxed(),
             events: Vec::new(),
         }
     }
@@ -87,6 +96,11 @@ impl Run {
                 tail.join("\n")
             );
         }
+    }
+
+    /// Stops the source (drops its watchers); the events stay.
+    pub fn stop(&mut self) {
+        self.stream = futures::stream::pending().boxed();
     }
 
     /// Reads whatever arrives within `ms` milliseconds.
