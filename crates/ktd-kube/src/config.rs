@@ -7,6 +7,9 @@ use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde::{Deserialize, Serialize};
 
+/// Read timeout of every request (kube-runtime's watch idle timeout: 290 s + 5 s).
+pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(295);
+
 /// What the Kubernetes source watches, and how it reaches the apiserver.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -225,6 +228,14 @@ impl KubeSourceConfig {
         } else {
             kube::Config::infer().await.map_err(ClientError::Infer)?
         };
+        let mut config = config;
+        if config.read_timeout.is_none() {
+            // kube 5 sets no read timeout: a LIST the apiserver never answers would stall
+            // its watcher forever. Healthy watches are closed by the server after 290 s
+            // (kube-runtime's `timeoutSeconds`), so this never cuts one short.
+            config.read_timeout = Some(READ_TIMEOUT);
+            config.reset_reader_on_write = true;
+        }
         Client::try_from(config).map_err(ClientError::Build)
     }
 }

@@ -90,8 +90,9 @@ pub(crate) fn message(kind: KubeKind, failure: &Failure, err: &watcher::Error) -
         format!("API group \"{}\"", kind.group())
     };
     let detail = detail(err);
+    let verb = classify(err).1;
     match failure {
-        Failure::Forbidden { verb } => format!(
+        Failure::Forbidden { .. } => format!(
             "ktd's service account may not {verb} {plural} in {group}: grant it list and watch on \
              {plural} (see the ClusterRole in deploy/ RBAC) (apiserver: {detail})"
         ),
@@ -106,12 +107,12 @@ pub(crate) fn message(kind: KubeKind, failure: &Failure, err: &watcher::Error) -
             kind.api_version()
         ),
         Failure::Unreachable => format!(
-            "cannot reach the Kubernetes apiserver to list/watch {plural}: check the URL or \
+            "cannot reach the Kubernetes apiserver to {verb} {plural}: check the URL or \
              kubeconfig context, the network and the apiserver's health; retrying with backoff \
              ({detail})"
         ),
         Failure::Status { code } => format!(
-            "the apiserver failed to list/watch {plural} with HTTP {code}; retrying with backoff \
+            "the apiserver failed to {verb} {plural} with HTTP {code}; retrying with backoff \
              (apiserver: {detail})"
         ),
         Failure::Unreadable => format!(

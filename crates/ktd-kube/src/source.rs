@@ -1,5 +1,5 @@
 //! The source: one kube-runtime watcher per kind, each driving its own state machine
-//! ([`crate::state`]), merged into one stream of envelopes with `select_all`.
+//! (the private `state` module), merged into one stream of envelopes with `select_all`.
 
 use std::sync::Arc;
 

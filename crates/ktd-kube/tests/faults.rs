@@ -352,3 +352,38 @@ async fn missing_snapshot_crds_are_reported_clearly() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert_eq!(fold(&run.events), server_state(&server, KubeKind::ALL));
 }
+
+#[tokio::test]
+async fn random_server_errors_and_drops_converge_without_duplicates() {
+    let (server, _guard) = start(cluster(seed_objects())).await;
+    let mut run = Run::start(config(&server)).await;
+    run.until(30, "initial sync", |e| all_completed(e, KubeKind::ALL))
+        .await;
+    server.faults().set(ktd_sim::Faults {
+        error_rate: 0.15,
+        drop_rate: 0.15,
+        ..ktd_sim::Faults::default()
+    });
+    for round in 0..20 {
+        churn(&server, round);
+        if round % 5 == 0 {
+            server.expire_watches();
+        }
+        run.drain_for(100).await;
+    }
+    server.faults().set(ktd_sim::Faults::default());
+    converge(&mut run, &server).await;
+    assert_eq!(fold(&run.events), server_state(&server, KubeKind::ALL));
+    assert_unique_ids(&run.events);
+    // Failures are reported, but not once per retry.
+    let failures = run
+        .events
+        .iter()
+        .filter(|e| matches!(e.event, Event::WatchFailed { .. }))
+        .count();
+    eprintln!(
+        "{failures} WatchFailed events, {} lists",
+        server.stats().lists
+    );
+    assert!(failures <= 12 * 6, "{failures} failure reports");
+}
