@@ -75,11 +75,12 @@ impl Default for PodSelection {
     }
 }
 
-/// Which core/v1 Events the source watches.
+/// Which core/v1 Events the source watches: those about storage objects (any reason), and
+/// those about anything else (Pods, mostly) whose reason is about volumes.
 ///
-/// Field selectors cannot express "kind is one of …", so `involved_kinds` is applied by the
-/// source after receipt (Events of other objects are read and dropped, never stored);
-/// `field_selector` is applied by the apiserver.
+/// Field selectors cannot express "kind is one of …", so `involved_kinds` and `reasons` are
+/// applied by the source after receipt (other Events are read and dropped, never stored);
+/// `field_selector` is applied by the apiserver. With both lists empty every Event is kept.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EventSelection {
@@ -87,13 +88,14 @@ pub struct EventSelection {
     pub namespace: Option<String>,
     /// Server-side field selector (e.g. `type=Warning`). Default: none.
     pub field_selector: Option<String>,
-    /// Keep only Events whose `involvedObject.kind` is one of these. Default:
+    /// Keep every Event whose `involvedObject.kind` is one of these. Default:
     /// PersistentVolumeClaim, PersistentVolume, VolumeSnapshot, VolumeSnapshotContent,
-    /// VolumeAttachment and Pod (where provisioning, attach, mount and snapshot failures
-    /// are recorded). Empty keeps every Event.
+    /// VolumeAttachment (where the PV controller, external-provisioner, -attacher, -resizer
+    /// and snapshotter record provisioning, binding, attach, resize and snapshot outcomes).
     pub involved_kinds: Vec<String>,
-    /// Keep only Events with one of these reasons (e.g. `ProvisioningFailed`,
-    /// `FailedMount`). Default: empty, every reason.
+    /// Also keep Events about any other object with one of these reasons. Default: the
+    /// kubelet's and attach-detach controller's volume reasons, which are recorded against
+    /// Pods (`FailedMount`, `FailedAttachVolume`, …).
     pub reasons: Vec<String>,
 }
 
@@ -108,11 +110,26 @@ impl Default for EventSelection {
                 "VolumeSnapshot",
                 "VolumeSnapshotContent",
                 "VolumeAttachment",
-                "Pod",
             ]
             .map(String::from)
             .to_vec(),
-            reasons: Vec::new(),
+            // kubernetes pkg/kubelet/events/event.go
+            reasons: [
+                "FailedAttachVolume",
+                "FailedDetachVolume",
+                "FailedMount",
+                "FailedUnMount",
+                "FailedMapVolume",
+                "AlreadyMountedVolume",
+                "SuccessfulAttachVolume",
+                "SuccessfulMountVolume",
+                "VolumeResizeFailed",
+                "VolumeResizeSuccessful",
+                "FileSystemResizeFailed",
+                "FileSystemResizeSuccessful",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }
@@ -120,20 +137,18 @@ impl Default for EventSelection {
 impl EventSelection {
     /// Whether a raw Event (its JSON) passes the client-side filters.
     pub fn keeps(&self, event: &serde_json::Value) -> bool {
+        if self.involved_kinds.is_empty() && self.reasons.is_empty() {
+            return true;
+        }
         let field = |pointer: &str| {
             event
                 .pointer(pointer)
                 .and_then(serde_json::Value::as_str)
                 .unwrap_or("")
         };
-        let kind_ok = self.involved_kinds.is_empty()
-            || self
-                .involved_kinds
-                .iter()
-                .any(|k| k == field("/involvedObject/kind"));
-        let reason_ok =
-            self.reasons.is_empty() || self.reasons.iter().any(|r| r == field("/reason"));
-        kind_ok && reason_ok
+        let kind = field("/involvedObject/kind");
+        let reason = field("/reason");
+        self.involved_kinds.iter().any(|k| k == kind) || self.reasons.iter().any(|r| r == reason)
     }
 }
 
@@ -255,19 +270,20 @@ mod tests {
     }
 
     #[test]
-    fn event_selection_filters_by_involved_kind_and_reason() {
+    fn event_selection_keeps_storage_objects_and_volume_reasons() {
         let ev = |kind: &str, reason: &str| serde_json::json!({"involvedObject": {"kind": kind}, "reason": reason});
         let sel = EventSelection::default();
         assert!(sel.keeps(&ev("PersistentVolumeClaim", "ProvisioningFailed")));
-        assert!(!sel.keeps(&ev("Deployment", "ScalingReplicaSet")));
-        let sel = EventSelection {
-            reasons: vec!["FailedMount".into()],
-            ..EventSelection::default()
-        };
+        assert!(sel.keeps(&ev("PersistentVolumeClaim", "Anything")));
         assert!(sel.keeps(&ev("Pod", "FailedMount")));
-        assert!(!sel.keeps(&ev("Pod", "Pulled")));
+        assert!(
+            !sel.keeps(&ev("Pod", "Pulled")),
+            "ordinary pod events stay out"
+        );
+        assert!(!sel.keeps(&ev("Deployment", "ScalingReplicaSet")));
         let all = EventSelection {
             involved_kinds: vec![],
+            reasons: vec![],
             ..EventSelection::default()
         };
         assert!(all.keeps(&ev("Deployment", "x")));

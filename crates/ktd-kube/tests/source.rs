@@ -22,7 +22,20 @@ fn world_cluster() -> ktd_sim::Cluster {
 
 #[tokio::test]
 async fn a_generated_world_streams_in_completely() {
-    let (server, _guard) = start(world_cluster()).await;
+    let mut cluster = world_cluster();
+    // Objects the default selection leaves out: an ordinary pod and its ordinary event.
+    cluster.objects.push(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web-1", "namespace": "shop", "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "web", "image": "nginx"}]}
+    }));
+    cluster.objects.push(serde_json::json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": "web-1.pulled", "namespace": "shop"},
+        "involvedObject": {"kind": "Pod", "namespace": "shop", "name": "web-1"},
+        "reason": "Pulled", "message": "Successfully pulled image", "type": "Normal"
+    }));
+    let (server, _guard) = start(cluster).await;
     let mut run = Run::start(config(&server)).await;
     run.until(60, "every kind's SyncCompleted", |e| {
         all_completed(e, KubeKind::ALL)
@@ -37,6 +50,9 @@ async fn a_generated_world_streams_in_completely() {
         );
     }
     assert_eq!(fold(&run.events), expected);
+    for (kind, name) in [(KubeKind::Pod, "web-1"), (KubeKind::Event, "web-1.pulled")] {
+        assert!(!expected.contains_key(&(kind, ObjectKey::namespaced("shop", name))));
+    }
     assert_unique_ids(&run.events);
     // Every applied object is what the normalizer makes of the server's JSON.
     for e in &run.events {
@@ -212,7 +228,11 @@ async fn malformed_objects_are_rejected_by_name_and_the_rest_flows() {
 async fn two_runs_give_the_same_ids_for_the_initial_sync() {
     let (server, _guard) = start(world_cluster()).await;
     let mut a = Run::start(config(&server)).await;
-    let mut b = Run::start(config(&server)).await;
+    // Run B observes at a fixed, controlled time: observed_at is not part of an id.
+    let at = ktd_model::Timestamp::from_unix_secs(1_800_000_000);
+    let client = config(&server).client().await.unwrap();
+    let mut b =
+        Run::from_source(ktd_kube::KubeSource::new(client, config(&server)).clock(move || at));
     a.until(60, "run A's sync", |e| all_completed(e, KubeKind::ALL))
         .await;
     b.until(60, "run B's sync", |e| all_completed(e, KubeKind::ALL))
@@ -224,6 +244,8 @@ async fn two_runs_give_the_same_ids_for_the_initial_sync() {
     assert!(ids(&a).len() > 300);
     assert_eq!(ids(&a), ids(&b));
     assert_eq!(a.events.len(), b.events.len());
+    assert!(b.events.iter().all(|e| e.observed_at == at));
+    assert!(a.events.iter().all(|e| e.observed_at != at));
 }
 
 #[tokio::test]

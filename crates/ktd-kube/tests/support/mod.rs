@@ -66,11 +66,13 @@ impl Run {
     /// Starts the source with `config`, remembering `known`.
     pub async fn start_with(config: KubeSourceConfig, known: ktd_kube::KnownObjects) -> Run {
         let client = config.client().await.expect("client");
+        Run::from_source(KubeSource::new(client, config).known(known))
+    }
+
+    /// Runs a configured source.
+    pub fn from_source(source: KubeSource) -> Run {
         Run {
-            stream: KubeSource::new(client, config)
-                .known(known)
-                .stream()
-                .boxed(),
+            stream: source.stream().boxed(),
             events: Vec::new(),
         }
     }
