@@ -8,6 +8,7 @@
 //! - [`source`]: [`kube_source`] / [`KubeSource`], the stream;
 //! - [`known`]: [`KnownObjects`], the source's memory (rebuilt from the log at start-up);
 //! - [`clock`]: where `observed_at` comes from;
+//! - [`rbac`]: the permissions the source needs (for `deploy/`);
 //! - [`collect`]: bundle collection (`kubernetes.json`).
 //!
 //! [`Envelope`]: ktd_model::Envelope
@@ -17,6 +18,7 @@ pub mod collect;
 pub mod config;
 mod failure;
 pub mod known;
+pub mod rbac;
 pub mod source;
 mod state;
 

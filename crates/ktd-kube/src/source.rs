@@ -35,6 +35,22 @@ pub fn kube_source(
 /// are skipped and ids are derived from resourceVersions (ADR 0002), a relist adds only
 /// what really changed.
 ///
+/// # Event ids (the `version` part, ADR 0002)
+/// - `ObjectApplied`, `ObjectRejected`: the object's resourceVersion;
+/// - `ObjectDeleted`: the deletion's resourceVersion (stamped on the DELETED object), or
+///   for an object missing from a relist (or replaced by a new uid under the same name)
+///   its last known resourceVersion;
+/// - `SyncStarted`/`SyncCompleted`: `sync/<n>`, `n` = the kind's sync count, continued
+///   from [`KnownObjects::syncs`] — two fresh runs give the same ids, a restart that was
+///   seeded from the log gives new ones;
+/// - `WatchFailed`: `failed/<n>/<i>`, the `i`-th failure report during sync `n`.
+///
+/// `WatchFailed` does not undo a completed sync: a watch that resumes from its
+/// resourceVersion misses nothing, and one that must relist emits a new `SyncStarted` …
+/// `SyncCompleted` pair. Failures are reported once per episode (a different failure, or
+/// the same one after the kind was healthy or quiet for [`crate::FAILURE_QUIET_PERIOD`]);
+/// `410 Expired` and a broken established stream are routine and only logged.
+///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use futures::StreamExt;

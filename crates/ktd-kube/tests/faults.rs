@@ -387,3 +387,30 @@ async fn random_server_errors_and_drops_converge_without_duplicates() {
     );
     assert!(failures <= 12 * 6, "{failures} failure reports");
 }
+
+#[tokio::test]
+async fn list_and_watch_are_the_only_verbs_used() {
+    let mut c = cluster(seed_objects());
+    c.denied = ["get", "create", "update", "patch", "delete"]
+        .map(|verb| Denied {
+            verb: verb.into(),
+            group: "*".into(),
+            resource: "*".into(),
+        })
+        .to_vec();
+    let (server, _guard) = start(c).await;
+    let mut run = Run::start(config(&server)).await;
+    run.until(
+        30,
+        "every kind's sync with only list and watch granted",
+        |e| all_completed(e, KubeKind::ALL),
+    )
+    .await;
+    assert!(
+        !run.events
+            .iter()
+            .any(|e| matches!(e.event, Event::WatchFailed { .. }))
+    );
+    // The rules rendered for deploy/ grant exactly these verbs.
+    assert_eq!(ktd_kube::rbac::VERBS, ["list", "watch"]);
+}
