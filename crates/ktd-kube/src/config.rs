@@ -29,7 +29,9 @@ pub struct KubeSourceConfig {
     /// Objects per LIST page. Default 500 (client-go's and kube-runtime's default); lower
     /// it to bound the memory of a relist on very large clusters.
     pub page_size: u32,
-    /// Kinds to watch. Default: all twelve (`KubeKind::ALL`).
+    /// Kinds to watch, by kind (`CSIDriver`), plural (`persistentvolumes`) or short name
+    /// (`pv`, `pvc`, `vs`, …). Default: all twelve (`KubeKind::ALL`).
+    #[serde(with = "kind_names")]
     pub kinds: Vec<KubeKind>,
     /// Which Pods to watch (the CSI driver's).
     pub pods: PodSelection,
@@ -49,6 +51,23 @@ impl Default for KubeSourceConfig {
             pods: PodSelection::default(),
             events: EventSelection::default(),
         }
+    }
+}
+
+/// `kinds` as Kubernetes spells them (`CSIDriver`), accepting plurals and short names.
+mod kind_names {
+    use ktd_model::KubeKind;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(kinds: &[KubeKind], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(kinds.iter().map(|k| k.as_str()))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<KubeKind>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|k| k.parse().map_err(serde::de::Error::custom))
+            .collect()
     }
 }
 
@@ -265,6 +284,24 @@ mod tests {
         assert_eq!(c.instance, "prod");
         assert_eq!(c.watched_kinds(), KubeKind::ALL.to_vec());
         assert_eq!(c.page_size, 500);
+        let c: KubeSourceConfig =
+            serde_json::from_str(r#"{"kinds": ["pv", "CSIDriver", "volumesnapshots"]}"#).unwrap();
+        assert_eq!(
+            c.watched_kinds(),
+            [
+                KubeKind::PersistentVolume,
+                KubeKind::CsiDriver,
+                KubeKind::VolumeSnapshot
+            ]
+        );
+        let text = serde_json::to_string(&c).unwrap();
+        assert!(text.contains(r#""kinds":["PersistentVolume","CSIDriver","VolumeSnapshot"]"#));
+        let typo = serde_json::from_str::<KubeSourceConfig>(r#"{"kinds": ["pvv"]}"#);
+        assert!(
+            typo.unwrap_err()
+                .to_string()
+                .contains("unknown Kubernetes kind `pvv`")
+        );
         let bad = serde_json::from_str::<KubeSourceConfig>(r#"{"instanse": "prod"}"#);
         assert!(bad.unwrap_err().to_string().contains("unknown field"));
     }
