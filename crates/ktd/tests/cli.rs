@@ -28,16 +28,34 @@ impl Drop for Guard {
 fn sim_generate_writes_a_world_and_its_truth() {
     let dir = tempfile::tempdir().unwrap();
     let out = ktd()
-        .args(["sim", "generate", "--volumes", "30", "--snapshots", "2", "--seed", "5", "-o", "json", "--out"])
+        .args([
+            "sim",
+            "generate",
+            "--volumes",
+            "30",
+            "--snapshots",
+            "2",
+            "--seed",
+            "5",
+            "-o",
+            "json",
+            "--out",
+        ])
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     let world: ktd_sim::World =
-        serde_json::from_reader(std::fs::File::open(dir.path().join("world.json")).unwrap()).unwrap();
+        serde_json::from_reader(std::fs::File::open(dir.path().join("world.json")).unwrap())
+            .unwrap();
     let truth: ktd_sim::GroundTruth =
-        serde_json::from_reader(std::fs::File::open(dir.path().join("truth.json")).unwrap()).unwrap();
+        serde_json::from_reader(std::fs::File::open(dir.path().join("truth.json")).unwrap())
+            .unwrap();
     assert_eq!(world.seed, 5);
     assert_eq!(truth.findings, world.truth.findings);
     assert_eq!(summary["traps"], world.truth.traps.len());
@@ -48,7 +66,16 @@ fn sim_generate_writes_a_world_and_its_truth() {
     let again = tempfile::tempdir().unwrap();
     for d in [dir.path(), again.path()] {
         let status = ktd()
-            .args(["sim", "generate", "--volumes", "30", "--snapshots", "2", "--seed", "5"])
+            .args([
+                "sim",
+                "generate",
+                "--volumes",
+                "30",
+                "--snapshots",
+                "2",
+                "--seed",
+                "5",
+            ])
             .args(["--now", "2026-01-01T00:00:00Z", "--out"])
             .arg(d)
             .stdout(Stdio::null())
@@ -82,7 +109,10 @@ fn read_json(child: &mut Child) -> Value {
     let mut text = String::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        assert!(Instant::now() < deadline, "no JSON from ktd sim serve: {text}");
+        assert!(
+            Instant::now() < deadline,
+            "no JSON from ktd sim serve: {text}"
+        );
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap() == 0 {
             panic!("ktd sim serve ended early: {text}");
@@ -99,7 +129,18 @@ fn sim_serve_answers_kubectl_and_truenas_clients_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     let child = ktd()
-        .args(["sim", "serve", "--volumes", "20", "--clusters", "2", "--truenas-version", "25.10", "-o", "json"])
+        .args([
+            "sim",
+            "serve",
+            "--volumes",
+            "20",
+            "--clusters",
+            "2",
+            "--truenas-version",
+            "25.10",
+            "-o",
+            "json",
+        ])
         .arg("--kubeconfig-out")
         .arg(&kubeconfig)
         .stdout(Stdio::piped())
@@ -114,7 +155,9 @@ fn sim_serve_answers_kubectl_and_truenas_clients_and_stops_on_sigterm() {
 
     // kubectl, through the written kubeconfig, for each cluster's context.
     for (name, _url) in clusters {
-        let pvs_expected = endpoints["summary"]["clusters"][name]["PersistentVolume"].as_u64().unwrap();
+        let pvs_expected = endpoints["summary"]["clusters"][name]["PersistentVolume"]
+            .as_u64()
+            .unwrap();
         let out = Command::new("kubectl")
             .env("HOME", dir.path())
             .arg("--kubeconfig")
@@ -124,30 +167,61 @@ fn sim_serve_answers_kubectl_and_truenas_clients_and_stops_on_sigterm() {
             .args(["get", "pv", "-o", "json"])
             .output()
             .expect("kubectl is installed (scripts/test.sh installs it)");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let list: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(list["items"].as_array().unwrap().len() as u64, pvs_expected, "{name}");
+        assert_eq!(
+            list["items"].as_array().unwrap().len() as u64,
+            pvs_expected,
+            "{name}"
+        );
     }
 
     // TrueNAS REST with the printed API key.
     let key = endpoints["api_key"].as_str().unwrap();
-    let url = format!("{}/api/v2.0/system/version_short", endpoints["truenas"].as_str().unwrap());
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let url = format!(
+        "{}/api/v2.0/system/version_short",
+        endpoints["truenas"].as_str().unwrap()
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let version: Value = rt.block_on(async {
-        reqwest::Client::new().get(&url).bearer_auth(key).send().await.unwrap().json().await.unwrap()
+        reqwest::Client::new()
+            .get(&url)
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     });
     assert_eq!(version, "25.10.1");
 
     // SIGTERM stops it cleanly.
     let pid = guard.0.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(status) = guard.0.try_wait().unwrap() {
             assert!(status.success(), "exit status {status}");
             break;
         }
-        assert!(Instant::now() < deadline, "ktd sim serve did not stop on SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "ktd sim serve did not stop on SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -159,7 +233,11 @@ fn demo_observes_both_sides_and_reports_every_kind_of_finding_the_world_holds() 
             .args(["demo", "-o", "json", "--truenas-version", version])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(report["rejected"].as_array().unwrap().len(), 0, "{report}");
         for what in [
@@ -170,11 +248,17 @@ fn demo_observes_both_sides_and_reports_every_kind_of_finding_the_world_holds() 
             "truenas nfs share",
             "truenas iscsi extent",
         ] {
-            assert!(report["observed"][what].as_u64().unwrap() > 0, "{version}: {what}");
+            assert!(
+                report["observed"][what].as_u64().unwrap() > 0,
+                "{version}: {what}"
+            );
         }
         for kind in FindingKind::ALL {
             assert!(
-                report["expected_findings"][kind.as_str()].as_u64().unwrap_or(0) > 0,
+                report["expected_findings"][kind.as_str()]
+                    .as_u64()
+                    .unwrap_or(0)
+                    > 0,
                 "{version}: the demo world holds no {kind}"
             );
         }
