@@ -429,6 +429,13 @@ struct RawVolumeError {
 }
 
 impl RawVolumeError {
+    fn into_snapshot_error(self, what: &str) -> Result<SnapshotError, NormalizeError> {
+        Ok(SnapshotError {
+            time: time(&self.time, what)?,
+            message: self.message,
+        })
+    }
+
     fn into_model(self, what: &str) -> Result<VolumeError, NormalizeError> {
         Ok(VolumeError {
             time: time(&self.time, what)?,
@@ -803,12 +810,7 @@ impl RawVs {
             restore_size: bytes(status.restore_size.as_deref(), &what)?,
             error: status
                 .error
-                .map(|e| {
-                    e.into_model(&what).map(|e| SnapshotError {
-                        time: e.time,
-                        message: e.message,
-                    })
-                })
+                .map(|e| e.into_snapshot_error(&what))
                 .transpose()?,
             meta,
         })
@@ -870,12 +872,7 @@ impl RawVsc {
             restore_size: status.restore_size.and_then(|b| u64::try_from(b).ok()),
             error: status
                 .error
-                .map(|e| {
-                    e.into_model(&what).map(|e| SnapshotError {
-                        time: e.time,
-                        message: e.message,
-                    })
-                })
+                .map(|e| e.into_snapshot_error(&what))
                 .transpose()?,
             meta,
         })
