@@ -96,6 +96,11 @@ fn database_open_err(path: &str, e: DatabaseError) -> LogError {
         {
             format!("permission denied ({io}); make the file and its directory writable by ktd")
         }
+        DatabaseError::Storage(StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            format!("not a ktd event log ({io}); point ktd at its own log file")
+        }
         DatabaseError::Storage(StorageError::Io(io)) => {
             format!("{io}; check the path and the file system")
         }

@@ -8,6 +8,7 @@
 pub mod nats;
 mod suite;
 
+#[allow(unused_imports)] // not every test binary runs the suite
 pub use suite::*;
 
 use ktd_log::{ConsumerStore, EventLog, Stream};
