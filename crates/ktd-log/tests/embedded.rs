@@ -5,7 +5,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::Harness;
-use ktd_log::embedded::{RedbLog, tables};
+use ktd_log::embedded::{RedbLog, RedbOptions, tables};
 use ktd_log::{EventLog, Stream};
 use redb::{ReadableDatabase, ReadableTable};
 
@@ -13,17 +13,29 @@ use redb::{ReadableDatabase, ReadableTable};
 struct Embedded {
     dir: tempfile::TempDir,
     log: Option<RedbLog>,
+    options: RedbOptions,
 }
 
 impl Embedded {
     async fn new() -> Embedded {
+        Embedded::with_options(RedbOptions::default()).await
+    }
+
+    /// Merges the in-memory ids into the on-disk index every few events, so that every
+    /// test also runs across merges (and restarts between them).
+    async fn merging_often() -> Embedded {
+        Embedded::with_options(RedbOptions { index_merge_at: 3 }).await
+    }
+
+    async fn with_options(options: RedbOptions) -> Embedded {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let log = RedbLog::open(dir.path().join("events.redb"))
+        let log = RedbLog::open_with_options(dir.path().join("events.redb"), options.clone())
             .await
             .expect("open a new log");
         Embedded {
             dir,
             log: Some(log),
+            options,
         }
     }
 
@@ -41,7 +53,8 @@ impl Harness for Embedded {
 
     async fn restart(&mut self) {
         self.log = None;
-        self.log = Some(RedbLog::open(self.path()).await.expect("reopen"));
+        let log = RedbLog::open_with_options(self.path(), self.options.clone()).await;
+        self.log = Some(log.expect("reopen"));
     }
 
     async fn inject_garbage(&mut self, stream: Stream, bytes: &[u8]) {
@@ -68,11 +81,26 @@ impl Harness for Embedded {
 
 conformance_tests!(Embedded::new());
 
+/// The same suite with index merges every 3 events.
+mod merging_often {
+    use super::Embedded;
+    crate::conformance_tests!(Embedded::merging_often());
+}
+
 #[test]
 fn property_appends_equal_first_occurrences() {
+    property(Embedded::new());
+}
+
+#[test]
+fn property_appends_equal_first_occurrences_across_index_merges() {
+    property(Embedded::merging_often());
+}
+
+fn property(make: impl Future<Output = Embedded>) {
     use proptest::prelude::*;
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let harness = std::sync::Mutex::new(rt.block_on(Embedded::new()));
+    let harness = std::sync::Mutex::new(rt.block_on(make));
     let batches = prop::collection::vec(prop::collection::vec(0u64..30, 0..12), 1..8);
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(64));
     runner

@@ -28,7 +28,10 @@ async fn a_missing_directory_is_named() {
     let err = RedbLog::open(&path).await.expect_err("no such directory");
     assert!(!err.is_retryable());
     let reason = open_reason(err);
-    assert!(reason.contains("does not exist") && reason.contains("nope"), "{reason}");
+    assert!(
+        reason.contains("does not exist") && reason.contains("nope"),
+        "{reason}"
+    );
 }
 
 #[tokio::test]
@@ -225,14 +228,28 @@ async fn write_failure_keeps_previous_content(errno: i32, expected_text: &str) {
     // Reopened normally (the disk is fine again): exactly the content before the fault.
     let log = RedbLog::open(&path).await.expect("reopen");
     assert_eq!(log.last_seq(Stream::Observations).await.expect("last"), 10);
-    let records = log
-        .read(Stream::Observations, 1, 100)
-        .await
-        .expect("read");
-    let ids: Vec<_> = records.into_iter().map(|r| r.expect("readable").id).collect();
-    assert_eq!(ids, common::batch(0..10).iter().map(|e| e.id).collect::<Vec<_>>());
-    assert_eq!(log.find(Stream::Observations, common::obs(12).id).await.expect("find"), None);
-    assert_eq!(log.load("views/inventory").await.expect("load"), Some(before));
+    let records = log.read(Stream::Observations, 1, 100).await.expect("read");
+    let ids: Vec<_> = records
+        .into_iter()
+        .map(|r| r.expect("readable").id)
+        .collect();
+    assert_eq!(
+        ids,
+        common::batch(0..10)
+            .iter()
+            .map(|e| e.id)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        log.find(Stream::Observations, common::obs(12).id)
+            .await
+            .expect("find"),
+        None
+    );
+    assert_eq!(
+        log.load("views/inventory").await.expect("load"),
+        Some(before)
+    );
     // And it is writable again.
     let out = log
         .append(Stream::Observations, common::batch(10..15))

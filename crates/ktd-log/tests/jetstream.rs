@@ -15,15 +15,27 @@ use ktd_log::{EventLog, LogError, Stream};
 struct Jet {
     server: NatsServer,
     log: Option<JetStreamLog>,
+    id_index: bool,
 }
 
 impl Jet {
+    /// The default configuration: `find` scans headers.
     async fn new() -> Jet {
+        Jet::start(false).await
+    }
+
+    /// With the KV id index.
+    async fn with_id_index() -> Jet {
+        Jet::start(true).await
+    }
+
+    async fn start(id_index: bool) -> Jet {
         let server = NatsServer::start();
-        let log = connect(&server).await;
+        let log = connect(&server, id_index).await;
         Jet {
             server,
             log: Some(log),
+            id_index,
         }
     }
 }
@@ -35,11 +47,15 @@ fn test_config(server: &NatsServer) -> JetStreamConfig {
     }
 }
 
-async fn connect(server: &NatsServer) -> JetStreamLog {
+async fn connect(server: &NatsServer, id_index: bool) -> JetStreamLog {
     // Right after a (re)start JetStream may still be recovering: retry briefly.
     let mut last = None;
     for _ in 0..50 {
-        match JetStreamLog::connect(test_config(server)).await {
+        let config = JetStreamConfig {
+            id_index,
+            ..test_config(server)
+        };
+        match JetStreamLog::connect(config).await {
             Ok(log) => return log,
             Err(e) => last = Some(e),
         }
@@ -58,7 +74,7 @@ impl Harness for Jet {
     async fn restart(&mut self) {
         self.log = None;
         self.server.restart();
-        self.log = Some(connect(&self.server).await);
+        self.log = Some(connect(&self.server, self.id_index).await);
     }
 
     async fn inject_garbage(&mut self, stream: Stream, bytes: &[u8]) {
@@ -76,18 +92,21 @@ impl Harness for Jet {
     }
 
     async fn reset(&mut self) {
-        let js = self.log().context().clone();
-        for name in [config::OBSERVATIONS_STREAM, config::DERIVED_STREAM] {
-            js.delete_stream(name).await.expect("delete stream");
-        }
-        for bucket in [config::CHECKPOINTS_BUCKET, config::IDS_BUCKET] {
-            js.delete_key_value(bucket).await.expect("delete bucket");
-        }
-        self.log = Some(connect(&self.server).await);
+        // A fresh server: deleting and re-creating the streams on the same server right
+        // away is not reliably a clean slate.
+        self.log = None;
+        self.server = NatsServer::start();
+        self.log = Some(connect(&self.server, self.id_index).await);
     }
 }
 
 conformance_tests!(Jet::new());
+
+/// The same suite with the KV id index on (`find` by lookup instead of a scan).
+mod with_id_index {
+    use super::Jet;
+    crate::conformance_tests!(Jet::with_id_index());
+}
 
 #[test]
 fn property_appends_equal_first_occurrences() {
@@ -226,7 +245,7 @@ async fn server_killed_mid_publish_then_retry_does_not_duplicate() {
 
     h.server.restart();
     let stored_before_retry = {
-        let log = connect(&h.server).await;
+        let log = connect(&h.server, false).await;
         log.last_seq(Stream::Observations).await.expect("last")
     };
     assert!(

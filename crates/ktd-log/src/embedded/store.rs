@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 
 use ktd_model::{Envelope, EventId};
 use redb::{
@@ -12,6 +13,7 @@ use redb::{
     StorageBackend, StorageError,
 };
 
+use super::index::{self, Pending};
 use crate::{AppendOutcome, Checkpoint, LogError, Record, Stream, UnreadableRecord};
 
 /// The redb tables of an embedded log, public so that tools (and tests) can inspect a log
@@ -215,15 +217,19 @@ fn init(db: Database, label: &str) -> Result<Database, LogError> {
 }
 
 /// Appends a batch in one durable write transaction. Returns the outcome and the stream's
-/// last sequence after the batch.
+/// last sequence after the batch. `pending` is locked for the whole transaction, which
+/// also serializes writers.
 pub(crate) fn append(
     db: &Database,
+    pending: &Mutex<Pending>,
+    merge_at: usize,
     stream: Stream,
     events: Vec<Envelope>,
 ) -> Result<(AppendOutcome, u64), LogError> {
     for env in &events {
         stream.check(env)?;
     }
+    let mut pending = lock(pending)?;
     let mut txn = db.begin_write().map_err(write_err)?;
     txn.set_durability(Durability::Immediate)
         .map_err(write_err)?;
@@ -231,19 +237,19 @@ pub(crate) fn append(
         seqs: Vec::with_capacity(events.len()),
         ..AppendOutcome::default()
     };
+    let mut added: HashMap<u128, u64> = HashMap::with_capacity(events.len());
     let last = {
         let mut table = txn.open_table(tables::events(stream)).map_err(write_err)?;
-        let mut ids = txn.open_table(tables::ids(stream)).map_err(write_err)?;
+        let ids = txn.open_table(tables::ids(stream)).map_err(write_err)?;
         let mut next = table
             .last()
             .map_err(write_err)?
             .map_or(0, |(k, _)| k.value())
             + 1;
-        let mut in_batch: HashMap<u128, u64> = HashMap::new();
         for mut env in events {
             let id = env.id.as_u128();
-            let existing = match in_batch.get(&id) {
-                Some(seq) => Some(*seq),
+            let existing = match added.get(&id).copied().or_else(|| pending.get(stream, id)) {
+                Some(seq) => Some(seq),
                 None => ids.get(id).map_err(write_err)?.map(|v| v.value()),
             };
             if let Some(seq) = existing {
@@ -254,8 +260,7 @@ pub(crate) fn append(
             env.seq = next;
             let bytes = ktd_model::encode(&env).map_err(LogError::Encode)?;
             table.insert(next, bytes.as_slice()).map_err(write_err)?;
-            ids.insert(id, next).map_err(write_err)?;
-            in_batch.insert(id, next);
+            added.insert(id, next);
             outcome.seqs.push(next);
             outcome.appended += 1;
             next += 1;
@@ -264,10 +269,30 @@ pub(crate) fn append(
     };
     if outcome.appended == 0 {
         txn.abort().map_err(write_err)?;
+        return Ok((outcome, last));
+    }
+    let merged = pending.len(stream) + added.len() >= merge_at;
+    if merged {
+        index::merge(&txn, stream, &pending.sorted_with(stream, &added), last)?;
+    }
+    txn.commit().map_err(write_err)?;
+    if merged {
+        pending.clear(stream);
     } else {
-        txn.commit().map_err(write_err)?;
+        pending.extend(stream, added);
     }
     Ok((outcome, last))
+}
+
+/// Locks the pending ids; a poisoned lock means a writer panicked mid-append.
+pub(crate) fn lock(pending: &Mutex<Pending>) -> Result<MutexGuard<'_, Pending>, LogError> {
+    pending.lock().map_err(|_| {
+        LogError::Write(
+            "an earlier append panicked; restart ktd to reload the log (this is a bug, please \
+             report it)"
+                .into(),
+        )
+    })
 }
 
 /// Reads up to `max` records from `from_seq`.
@@ -312,7 +337,15 @@ pub(crate) fn len(db: &Database, stream: Stream) -> Result<u64, LogError> {
 }
 
 /// The sequence of an event id.
-pub(crate) fn find(db: &Database, stream: Stream, id: EventId) -> Result<Option<u64>, LogError> {
+pub(crate) fn find(
+    db: &Database,
+    pending: &Mutex<Pending>,
+    stream: Stream,
+    id: EventId,
+) -> Result<Option<u64>, LogError> {
+    if let Some(seq) = lock(pending)?.get(stream, id.as_u128()) {
+        return Ok(Some(seq));
+    }
     let txn = db.begin_read().map_err(read_err)?;
     let ids = txn.open_table(tables::ids(stream)).map_err(read_err)?;
     Ok(ids.get(id.as_u128()).map_err(read_err)?.map(|v| v.value()))

@@ -43,6 +43,12 @@ pub struct JetStreamConfig {
     pub timeout_secs: u64,
     /// Stream replicas (1 for a single server, 3 for a cluster). Default: 1.
     pub replicas: usize,
+    /// Keep an id index (KV bucket `KTD_IDS`: `<stream>.<id>` → sequence) so that `find`
+    /// is one lookup. It costs one more publish per event (about half the ingest rate, see
+    /// `bench/RESULTS.md`) and server memory per event. Without it, `find` scans the
+    /// stream's headers (exact, but proportional to the stream's length). Default: false,
+    /// because `find` is rare (API lookups, tools) and ingest is not.
+    pub id_index: bool,
 }
 
 impl Default for JetStreamConfig {
@@ -54,6 +60,7 @@ impl Default for JetStreamConfig {
             max_in_flight: 256,
             timeout_secs: 10,
             replicas: 1,
+            id_index: false,
         }
     }
 }

@@ -17,12 +17,14 @@
 //!   A retry after a crash or a server restart within the window is dropped by the server
 //!   (the window survives server restarts). An event re-published after the window is
 //!   appended again: consumers must skip ids they have already applied (ADR 0002).
-//! - **`find` reads an id index** (KV bucket `KTD_IDS`, `<stream>.<id>` → sequence) that
-//!   `append` writes after the events' acks. It is exact for every event appended through
-//!   this type, except when ktd stopped between an event's ack and its index entry; the
-//!   retry of that batch rewrites the entries. Events published by other clients are not
-//!   indexed. The index costs one extra (pipelined) publish per event, and server memory per
-//!   distinct id.
+//! - **`find` scans by default**: it reads the stream's headers (`Nats-Msg-Id`) from the
+//!   start with a headers-only ordered consumer and returns the first match. Exact, but its
+//!   cost grows with the stream. With [`JetStreamConfig::id_index`] on, `append` also writes
+//!   an id index (KV bucket `KTD_IDS`, `<stream>.<id>` → sequence) after the events' acks
+//!   and `find` is one lookup; the index is exact for events appended through this type
+//!   (a crash between an ack and its index entry is repaired by the retry of the batch,
+//!   which rewrites the entries), at the price of one more publish per event (about half
+//!   the ingest rate) and server memory per id.
 //! - **A batch is not atomic**: a failure may leave a prefix of it stored. Retry the same
 //!   batch; the stored part de-duplicates.
 //! - **Durability**: an ack means the server stored the message; it is on disk after the
@@ -50,7 +52,8 @@ pub struct JetStreamLog {
     js: Context,
     streams: [stream::Stream; 2],
     checkpoints: kv::Store,
-    ids: kv::Store,
+    /// The id index, when configured.
+    ids: Option<kv::Store>,
     config: JetStreamConfig,
 }
 
@@ -120,7 +123,11 @@ impl JetStreamLog {
             ensure_stream(&js, Stream::Derived, &config).await?,
         ];
         let checkpoints = ensure_bucket(&js, config::checkpoints_config(&config)).await?;
-        let ids = ensure_bucket(&js, config::ids_config(&config)).await?;
+        let ids = if config.id_index {
+            Some(ensure_bucket(&js, config::ids_config(&config)).await?)
+        } else {
+            None
+        };
         info!("JetStream event log ready");
         Ok(JetStreamLog {
             js,
@@ -311,8 +318,10 @@ impl EventLog for JetStreamLog {
     }
 
     async fn find(&self, stream: Stream, id: EventId) -> Result<Option<u64>, LogError> {
-        let value = self
-            .ids
+        let Some(ids) = &self.ids else {
+            return read::scan_for(self.stream(stream), id).await;
+        };
+        let value = ids
             .get(id_key(stream, id))
             .await
             .map_err(|e| unavailable("cannot read the id index", e))?;

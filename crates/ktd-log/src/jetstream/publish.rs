@@ -145,6 +145,14 @@ pub(super) async fn append(
 
     // The id index, after the events: every distinct id of the batch, duplicates included,
     // so that a retried batch repairs entries a crash left unwritten.
+    if log.ids.is_none() {
+        debug!(
+            appended = outcome.appended,
+            duplicates = outcome.duplicates,
+            "appended"
+        );
+        return Ok(outcome);
+    }
     let mut pipeline = Pipeline::new(log.config.max_in_flight);
     for (i, env) in events.iter().enumerate() {
         if !matches!(slots[i], Slot::Published) {

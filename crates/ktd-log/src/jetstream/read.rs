@@ -62,6 +62,55 @@ pub(super) async fn read(
     Ok(out)
 }
 
+/// `find` without an id index: the first message of the stream whose `Nats-Msg-Id` is
+/// `id`, read with a headers-only ordered consumer up to the stream's last sequence at the
+/// start of the scan.
+pub(super) async fn scan_for(
+    stream: &stream::Stream,
+    id: ktd_model::EventId,
+) -> Result<Option<u64>, LogError> {
+    let state = stream
+        .get_info()
+        .await
+        .map_err(|e| unavailable("cannot read stream info", e))?
+        .state;
+    if state.messages == 0 {
+        return Ok(None);
+    }
+    let wanted = id.to_string();
+    let consumer = stream
+        .create_consumer(pull::OrderedConfig {
+            headers_only: true,
+            deliver_policy: DeliverPolicy::All,
+            ..pull::OrderedConfig::default()
+        })
+        .await
+        .map_err(|e| unavailable("cannot create a consumer to scan for an id", e))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| unavailable("cannot scan for an id", e))?;
+    while let Some(message) = messages.next().await {
+        let message = message.map_err(|e| unavailable("scan for an id interrupted", e))?;
+        let seq = message
+            .info()
+            .map_err(|e| unavailable("message without JetStream metadata", e))?
+            .stream_sequence;
+        let matches = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+            .is_some_and(|v| v.as_str() == wanted);
+        if matches {
+            return Ok(Some(seq));
+        }
+        if seq >= state.last_sequence {
+            break;
+        }
+    }
+    Ok(None)
+}
+
 struct TailState {
     stream: stream::Stream,
     /// The next sequence to deliver.

@@ -92,7 +92,7 @@ macro_rules! conformance_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 let harness = $make.await;
-                common::$name(harness).await;
+                $crate::common::$name(harness).await;
             }
         )*
     };
