@@ -246,6 +246,7 @@ pub(crate) fn append(
             .map_err(write_err)?
             .map_or(0, |(k, _)| k.value())
             + 1;
+        let mut buf = Vec::with_capacity(4096);
         for mut env in events {
             let id = env.id.as_u128();
             let existing = match added.get(&id).copied().or_else(|| pending.get(stream, id)) {
@@ -258,8 +259,8 @@ pub(crate) fn append(
                 continue;
             }
             env.seq = next;
-            let bytes = ktd_model::encode(&env).map_err(LogError::Encode)?;
-            table.insert(next, bytes.as_slice()).map_err(write_err)?;
+            encode_into(&env, &mut buf)?;
+            table.insert(next, buf.as_slice()).map_err(write_err)?;
             added.insert(id, next);
             outcome.seqs.push(next);
             outcome.appended += 1;
@@ -282,6 +283,14 @@ pub(crate) fn append(
         pending.extend(stream, added);
     }
     Ok((outcome, last))
+}
+
+/// Encodes like [`ktd_model::encode`] (msgpack, named fields) into a reused buffer: one
+/// allocation per batch instead of several per event.
+fn encode_into(env: &Envelope, buf: &mut Vec<u8>) -> Result<(), LogError> {
+    buf.clear();
+    rmp_serde::encode::write_named(buf, env)
+        .map_err(|e| LogError::Encode(ktd_model::CodecError::Encode(e)))
 }
 
 /// Locks the pending ids; a poisoned lock means a writer panicked mid-append.
@@ -384,4 +393,22 @@ pub(crate) fn store(
             .map_err(write_err)?;
     }
     txn.commit().map_err(write_err)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn encode_into_writes_what_the_model_codec_writes() {
+        let env = ktd_model::Envelope::new(
+            ktd_model::SourceId::truenas("nas01"),
+            ktd_model::Timestamp::from_unix_secs(1),
+            ktd_model::Event::DatasetRemoved {
+                name: "tank/a".into(),
+            },
+            b"1",
+        );
+        let mut buf = vec![1, 2, 3];
+        super::encode_into(&env, &mut buf).expect("encodes");
+        assert_eq!(buf, ktd_model::encode(&env).expect("encodes"));
+    }
 }
