@@ -72,7 +72,10 @@ pub(crate) fn write_err(e: impl Display) -> LogError {
 
 /// A redb error during a read.
 pub(crate) fn read_err(e: impl Display) -> LogError {
-    LogError::Read(e.to_string())
+    LogError::Read(format!(
+        "{e} (the file may be damaged: check the disk and the system log, restore the log from \
+         a backup if needed)"
+    ))
 }
 
 fn open_err(path: &str, reason: impl Into<String>) -> LogError {

@@ -40,7 +40,7 @@ use async_nats::jetstream::{self, Context, context::GetStreamErrorKind, kv, stre
 use async_nats::{ConnectOptions, ServerAddr};
 use futures::stream::BoxStream;
 use ktd_model::{Envelope, EventId};
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug_span, info, info_span, warn};
 
 pub use config::{JetStreamConfig, stream_config, stream_name};
 
@@ -290,7 +290,7 @@ impl EventLog for JetStreamLog {
         stream: Stream,
         events: Vec<Envelope>,
     ) -> Result<AppendOutcome, LogError> {
-        let span = info_span!(
+        let span = debug_span!(
             "ktd_log.append",
             backend = "jetstream",
             stream = stream.as_str(),
