@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use ktd_model::{Envelope, EventId};
 use redb::{
@@ -249,7 +249,8 @@ pub(crate) fn append(
             .map_err(write_err)?
             .map_or(0, |(k, _)| k.value())
             + 1;
-        let mut buf = Vec::with_capacity(4096);
+        let first = next;
+        let mut fresh = Vec::with_capacity(events.len());
         for mut env in events {
             let id = env.id.as_u128();
             let existing = match added.get(&id).copied().or_else(|| pending.get(stream, id)) {
@@ -262,12 +263,22 @@ pub(crate) fn append(
                 continue;
             }
             env.seq = next;
-            encode_into(&env, &mut buf)?;
-            table.insert(next, buf.as_slice()).map_err(write_err)?;
+            fresh.push(env);
             added.insert(id, next);
             outcome.seqs.push(next);
             outcome.appended += 1;
             next += 1;
+        }
+        let mut seq = first;
+        for part in encode(fresh)? {
+            let mut start = 0;
+            for &end in &part.ends {
+                table
+                    .insert(seq, &part.bytes[start..end])
+                    .map_err(write_err)?;
+                start = end;
+                seq += 1;
+            }
         }
         next - 1
     };
@@ -288,12 +299,46 @@ pub(crate) fn append(
     Ok((outcome, last))
 }
 
-/// Encodes like [`ktd_model::encode`] (msgpack, named fields) into a reused buffer: one
-/// allocation per batch instead of several per event.
-fn encode_into(env: &Envelope, buf: &mut Vec<u8>) -> Result<(), LogError> {
-    buf.clear();
-    rmp_serde::encode::write_named(buf, env)
-        .map_err(|e| LogError::Encode(ktd_model::CodecError::Encode(e)))
+/// Batches at least this large are encoded on two threads.
+const PARALLEL_ENCODE_MIN: usize = 512;
+
+/// Envelopes encoded back to back: envelope `i` is `bytes[ends[i-1]..ends[i]]`.
+struct Encoded {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+/// Encodes like [`ktd_model::encode`] (msgpack, named fields), into one buffer per part
+/// instead of one allocation per event. Large batches are split in two halves encoded (and
+/// dropped) in parallel; the parts come back in order.
+fn encode(mut envs: Vec<Envelope>) -> Result<Vec<Encoded>, LogError> {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if envs.len() < PARALLEL_ENCODE_MIN || cores < 2 {
+        return Ok(vec![encode_part(envs)?]);
+    }
+    let second = envs.split_off(envs.len() / 2);
+    std::thread::scope(|s| {
+        let helper = s.spawn(move || encode_part(second));
+        let a = encode_part(envs)?;
+        let b = helper.join().map_err(|_| {
+            LogError::Write("the encoding thread panicked; this is a bug, please report it".into())
+        })??;
+        Ok(vec![a, b])
+    })
+}
+
+fn encode_part(envs: Vec<Envelope>) -> Result<Encoded, LogError> {
+    let mut out = Encoded {
+        bytes: Vec::with_capacity(envs.len() * 512),
+        ends: Vec::with_capacity(envs.len()),
+    };
+    for env in &envs {
+        rmp_serde::encode::write_named(&mut out.bytes, env)
+            .map_err(|e| LogError::Encode(ktd_model::CodecError::Encode(e)))?;
+        out.ends.push(out.bytes.len());
+    }
+    Ok(out)
 }
 
 /// Locks the pending ids; a poisoned lock means a writer panicked mid-append.
@@ -401,7 +446,7 @@ pub(crate) fn store(
 #[cfg(test)]
 mod tests {
     #[test]
-    fn encode_into_writes_what_the_model_codec_writes() {
+    fn encode_writes_what_the_model_codec_writes_in_order() {
         let env = ktd_model::Envelope::new(
             ktd_model::SourceId::truenas("nas01"),
             ktd_model::Timestamp::from_unix_secs(1),
@@ -410,8 +455,32 @@ mod tests {
             },
             b"1",
         );
-        let mut buf = vec![1, 2, 3];
-        super::encode_into(&env, &mut buf).expect("encodes");
-        assert_eq!(buf, ktd_model::encode(&env).expect("encodes"));
+        let mut other = env.clone();
+        other.seq = 7;
+        // Enough events for the parallel path, too.
+        for n in [1, 3, super::PARALLEL_ENCODE_MIN + 1] {
+            let envs: Vec<_> = (0..n)
+                .map(|i| {
+                    if i % 2 == 0 {
+                        env.clone()
+                    } else {
+                        other.clone()
+                    }
+                })
+                .collect();
+            let expected: Vec<Vec<u8>> = envs
+                .iter()
+                .map(|e| ktd_model::encode(e).expect("encodes"))
+                .collect();
+            let mut got = Vec::new();
+            for part in super::encode(envs).expect("encodes") {
+                let mut start = 0;
+                for end in part.ends {
+                    got.push(part.bytes[start..end].to_vec());
+                    start = end;
+                }
+            }
+            assert_eq!(got, expected, "{n} events");
+        }
     }
 }
