@@ -265,11 +265,14 @@ async fn server_killed_mid_publish_then_retry_does_not_duplicate() {
         }
     }
     let out = retried.expect("the retry succeeded after the restart");
-    assert_eq!(
-        out.duplicates, stored_before_retry,
-        "stored events were recognised"
+    // Publishes buffered by the client during the outage, and earlier retry attempts that
+    // failed half-way, may have stored more since: at least what was there is recognised.
+    assert!(
+        out.duplicates >= stored_before_retry,
+        "stored events were recognised: {} < {stored_before_retry}",
+        out.duplicates
     );
-    assert_eq!(out.appended, 20_000 - stored_before_retry);
+    assert_eq!(out.appended + out.duplicates, 20_000);
     assert_eq!(out.seqs, (1..=20_000).collect::<Vec<u64>>());
     assert_eq!(
         h.log().last_seq(Stream::Observations).await.expect("last"),

@@ -1,7 +1,8 @@
-//! A real `nats-server` per test: a free port on 127.0.0.1, JetStream on, its own store
+//! A real `nats-server` per test: a port the server picks itself on 127.0.0.1 (`-p -1`,
+//! read back from its ports file, and kept across restarts), JetStream on, its own store
 //! directory, killed when the guard is dropped.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -51,16 +52,17 @@ pub fn binary() -> PathBuf {
 pub struct NatsServer {
     binary: PathBuf,
     child: Option<Child>,
+    /// 0 until the first start has chosen one.
     port: u16,
     store: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port on 127.0.0.1");
-    listener
-        .local_addr()
-        .expect("an ephemeral port has an address")
-        .port()
+/// The client port in a `nats-server_<pid>.ports` file (`{"nats":["nats://127.0.0.1:4222"],…}`).
+fn port_from_ports_file(dir: &Path, pid: u32) -> Option<u16> {
+    let text = std::fs::read_to_string(dir.join(format!("nats-server_{pid}.ports"))).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let url = json.get("nats")?.get(0)?.as_str()?;
+    url.rsplit(':').next()?.parse().ok()
 }
 
 impl NatsServer {
@@ -69,7 +71,7 @@ impl NatsServer {
         let mut server = NatsServer {
             binary: binary(),
             child: None,
-            port: free_port(),
+            port: 0,
             store: tempfile::tempdir().expect("create a temporary directory"),
         };
         server.spawn();
@@ -93,16 +95,16 @@ impl NatsServer {
 
     fn spawn(&mut self) {
         let log = self.store.path().join("server.log");
+        let port = if self.port == 0 {
+            "-1".to_owned()
+        } else {
+            self.port.to_string()
+        };
         let child = Command::new(&self.binary)
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
+            .args(["-a", "127.0.0.1", "-p", &port, "-js", "-sd"])
             .arg(self.store.path().join("js"))
+            .arg("--ports_file_dir")
+            .arg(self.store.path())
             .arg("-l")
             .arg(&log)
             .stdin(Stdio::null())
@@ -110,17 +112,24 @@ impl NatsServer {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {} ({e}): {INSTALL}", self.binary.display()));
+        let pid = child.id();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        loop {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                 let text = std::fs::read_to_string(&log).unwrap_or_default();
                 panic!("nats-server exited with {status} at start:\n{text}");
             }
+            if let Some(port) = port_from_ports_file(self.store.path(), pid)
+                && TcpStream::connect(("127.0.0.1", port)).is_ok()
+            {
+                self.port = port;
+                return;
+            }
             assert!(
                 Instant::now() < deadline,
-                "nats-server did not accept connections on port {} within 15 s",
-                self.port
+                "nats-server did not accept connections within 15 s (log: {})",
+                log.display()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
