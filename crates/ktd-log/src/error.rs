@@ -22,6 +22,22 @@ pub enum LogError {
     /// The log server is unreachable or timed out (JetStream). Retryable.
     #[error("event log unavailable: {0}")]
     Unavailable(String),
+    /// The batch was refused as a whole because an event does not belong to the stream it
+    /// was appended to (its subject or kind is for the other stream). Nothing was stored.
+    /// Not retryable: a bug in the caller, which must append it to [`crate::Stream::of`].
+    #[error(
+        "event {id} ({subject}) does not belong to the {stream} stream; append it to the {expected} stream"
+    )]
+    WrongStream {
+        /// The event's id.
+        id: ktd_model::EventId,
+        /// The event's subject.
+        subject: String,
+        /// The stream it was appended to.
+        stream: &'static str,
+        /// The stream it belongs to.
+        expected: &'static str,
+    },
     /// An event could not be encoded. Not retryable (a bug).
     #[error("cannot encode an event")]
     Encode(#[source] ktd_model::CodecError),

@@ -39,6 +39,34 @@ impl Stream {
             Stream::Derived => "derived",
         }
     }
+
+    /// The subject prefixes of this stream's events (JetStream subjects end in `>`).
+    pub const fn subject_prefixes(self) -> &'static [&'static str] {
+        match self {
+            Stream::Observations => &["ktd.v1.obs."],
+            Stream::Derived => &["ktd.v1.findings.", "ktd.v1.audit."],
+        }
+    }
+
+    /// Checks that `envelope` belongs to this stream: by its event kind and by its subject
+    /// (JetStream routes by subject, so both must agree).
+    pub fn check(self, envelope: &Envelope) -> Result<(), crate::LogError> {
+        let by_kind = Stream::of(&envelope.event);
+        let by_subject = self
+            .subject_prefixes()
+            .iter()
+            .any(|p| envelope.subject.starts_with(p));
+        if by_kind == self && by_subject {
+            Ok(())
+        } else {
+            Err(crate::LogError::WrongStream {
+                id: envelope.id,
+                subject: envelope.subject.clone(),
+                stream: self.as_str(),
+                expected: by_kind.as_str(),
+            })
+        }
+    }
 }
 
 /// What an append did.
@@ -68,13 +96,29 @@ pub struct UnreadableRecord {
 /// One entry of a read: an event, or a record that could not be decoded.
 pub type Record = Result<Envelope, UnreadableRecord>;
 
+/// The sequence of a record, readable or not.
+pub fn record_seq(record: &Record) -> u64 {
+    match record {
+        Ok(envelope) => envelope.seq,
+        Err(unreadable) => unreadable.seq,
+    }
+}
+
 /// An append-only, de-duplicating event log.
 ///
-/// Sequences start at 1 and are dense per [`Stream`]. Appends are atomic per batch and
-/// durable when they return (fsync for the embedded log, a stream ack for JetStream).
+/// Sequences start at 1 and are dense per [`Stream`]. Appends are durable when they return
+/// (fsync for the embedded log, a stream ack for every event for JetStream). The embedded
+/// log appends a batch atomically; JetStream may store a prefix of a batch that failed,
+/// which is harmless because the caller retries the same batch and ids de-duplicate.
+///
+/// Idempotency: the embedded log de-duplicates by id forever; JetStream de-duplicates
+/// within the stream's duplicate window (`Nats-Msg-Id`), and consumers skip ids they have
+/// already applied (see `docs/adr/0002-event-ids-and-idempotency.md`).
 pub trait EventLog: Send + Sync + 'static {
     /// Appends `events` to `stream`. Events whose id is already in the stream are not
-    /// appended again; their existing sequence is returned instead.
+    /// appended again; their existing sequence is returned instead. Every event must belong
+    /// to `stream` ([`Stream::check`]), otherwise nothing is appended and the error is
+    /// [`crate::LogError::WrongStream`].
     fn append(
         &self,
         stream: Stream,
@@ -118,6 +162,26 @@ pub struct Checkpoint {
     pub state: Vec<u8>,
 }
 
+impl Checkpoint {
+    /// The stored form: `seq` (u64, little-endian) followed by the state, one value so that
+    /// backends write both at once.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut value = Vec::with_capacity(8 + self.state.len());
+        value.extend_from_slice(&self.seq.to_le_bytes());
+        value.extend_from_slice(&self.state);
+        value
+    }
+
+    /// The inverse of [`Checkpoint::to_bytes`]; `None` when shorter than a sequence.
+    pub fn from_bytes(value: &[u8]) -> Option<Checkpoint> {
+        let (seq, state) = value.split_first_chunk::<8>()?;
+        Some(Checkpoint {
+            seq: u64::from_le_bytes(*seq),
+            state: state.to_vec(),
+        })
+    }
+}
+
 /// Durable consumer checkpoints.
 pub trait ConsumerStore: Send + Sync + 'static {
     /// The consumer's last checkpoint, if any.
@@ -132,4 +196,21 @@ pub trait ConsumerStore: Send + Sync + 'static {
         consumer: &str,
         checkpoint: Checkpoint,
     ) -> impl Future<Output = Result<(), crate::LogError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoint_bytes_round_trip() {
+        let cp = Checkpoint {
+            seq: 42,
+            state: b"state".to_vec(),
+        };
+        assert_eq!(Checkpoint::from_bytes(&cp.to_bytes()), Some(cp));
+        let empty = Checkpoint::default();
+        assert_eq!(Checkpoint::from_bytes(&empty.to_bytes()), Some(empty));
+        assert_eq!(Checkpoint::from_bytes(&[1, 2, 3]), None);
+    }
 }
