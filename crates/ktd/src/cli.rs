@@ -42,6 +42,12 @@ pub struct Cli {
 /// ktd's commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon: watch Kubernetes (and TrueNAS) and append every observation to the
+    /// event log, until SIGINT/SIGTERM.
+    Run,
+    /// Read the event log.
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// Run ktd against a simulated world on loopback: no cluster, NAS or servers needed.
     Demo(DemoArgs),
     /// The simulated storage stack (fake kube-apiserver + TrueNAS simulator).
@@ -52,6 +58,74 @@ pub enum Command {
         /// Shell to generate completions for.
         shell: clap_complete::Shell,
     },
+}
+
+/// `ktd events …`.
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Print events from the log (`-o json` prints one JSON object per line).
+    Tail(EventsTailArgs),
+}
+
+/// Where `ktd events tail` starts.
+#[derive(Clone, Debug, PartialEq)]
+pub enum From {
+    /// A log sequence.
+    Seq(u64),
+    /// The first event observed at or after this time.
+    Time(ktd_model::Timestamp),
+}
+
+impl std::str::FromStr for From {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Ok(seq) = s.parse::<u64>() {
+            return Ok(From::Seq(seq));
+        }
+        ktd_model::Timestamp::parse_rfc3339(s)
+            .map(From::Time)
+            .map_err(|_| format!("`{s}` is neither a sequence number nor an RFC 3339 time"))
+    }
+}
+
+/// Which log stream to read.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum StreamArg {
+    /// What the sources observed.
+    Observations,
+    /// What ktd derived (findings, notifications, audit).
+    Derived,
+}
+
+/// `ktd events tail`.
+#[derive(Debug, Args)]
+pub struct EventsTailArgs {
+    /// Keep printing new events as they are appended.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Start at this sequence number or RFC 3339 time (default: the beginning).
+    #[arg(long, value_name = "SEQ|TIME")]
+    pub from: Option<From>,
+    /// Only events whose subject matches this NATS-style pattern (`*` one token, `>` the rest),
+    /// e.g. `ktd.v1.obs.*.dataset`.
+    #[arg(long, value_name = "PATTERN")]
+    pub subject: Option<String>,
+    /// Which stream.
+    #[arg(long, value_enum, default_value = "observations")]
+    pub stream: StreamArg,
+    /// Stop after this many events.
+    #[arg(long)]
+    pub limit: Option<u64>,
+}
+
+impl EventsTailArgs {
+    /// The log stream to read.
+    pub fn log_stream(&self) -> ktd_log::Stream {
+        match self.stream {
+            StreamArg::Observations => ktd_log::Stream::Observations,
+            StreamArg::Derived => ktd_log::Stream::Derived,
+        }
+    }
 }
 
 /// `ktd demo`.

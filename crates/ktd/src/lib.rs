@@ -6,6 +6,8 @@
 
 pub mod cli;
 pub mod commands;
+pub mod config;
+pub mod daemon;
 pub mod output;
 
 use clap::Parser;

@@ -1,17 +1,23 @@
 //! The commands. Each returns the process exit code.
 
 mod demo;
+mod events;
+mod run;
 mod sim;
 
 use std::process::ExitCode;
 
 use clap::CommandFactory;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, EventsCommand};
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Run => run::run(cli.config.as_deref(), cli.context).await,
+        Command::Events(EventsCommand::Tail(args)) => {
+            events::tail(args, cli.config.as_deref(), cli.output).await
+        }
         Command::Demo(args) => demo::run(args, cli.output).await,
         Command::Sim(cmd) => sim::run(cmd, cli.output).await,
         Command::Completions { shell } => {

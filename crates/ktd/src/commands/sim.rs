@@ -216,7 +216,7 @@ async fn serve(args: ServeArgs, format: Format) -> anyhow::Result<ExitCode> {
         writeln!(out, "\nserving until Ctrl-C")
     })?;
     std::io::stdout().flush()?;
-    wait_for_signal().await;
+    super::run::wait_for_signal().await;
     shutdown.cancel();
     Ok(ExitCode::SUCCESS)
 }
@@ -230,26 +230,4 @@ struct Endpoints {
     api_key: Option<String>,
     kubeconfig: Option<String>,
     summary: Summary,
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

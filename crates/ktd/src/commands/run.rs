@@ -1,0 +1,125 @@
+//! `ktd run`: the daemon.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use ktd_kube::{KnownObjects, KubeSource};
+use ktd_log::EventLog;
+use ktd_log::embedded::RedbLog;
+use ktd_log::jetstream::JetStreamLog;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{LogConfig, RunConfig};
+use crate::daemon::{self, BatchOptions, Ingest};
+
+/// Runs the daemon until SIGINT/SIGTERM.
+pub async fn run(
+    config: Option<&std::path::Path>,
+    context: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let mut cfg = RunConfig::load(config)?;
+    if let Some(context) = context {
+        cfg.kubernetes.get_or_insert_with(Default::default).context = Some(context);
+    }
+    let shutdown = CancellationToken::new();
+    let abort = CancellationToken::new();
+    spawn_signal_handler(shutdown.clone(), abort.clone());
+    match &cfg.log {
+        LogConfig::Embedded { path } => {
+            let log = RedbLog::open(path).await.with_context(|| {
+                format!("cannot open the embedded event log {}", path.display())
+            })?;
+            run_with(Arc::new(log), &cfg, shutdown, abort).await
+        }
+        LogConfig::Nats(js) => {
+            let log = JetStreamLog::connect(js.clone())
+                .await
+                .context("cannot connect to NATS JetStream")?;
+            run_with(Arc::new(log), &cfg, shutdown, abort).await
+        }
+    }
+}
+
+async fn run_with<L: EventLog>(
+    log: Arc<L>,
+    cfg: &RunConfig,
+    shutdown: CancellationToken,
+    abort: CancellationToken,
+) -> anyhow::Result<ExitCode> {
+    let ingest = Ingest::new(log.clone(), shutdown.clone());
+    if let Some(kube) = &cfg.kubernetes {
+        let mut known = KnownObjects::new(kube.instance.clone());
+        daemon::replay_observations(&*log, |env| known.apply(env)).await?;
+        let client = kube
+            .client()
+            .await
+            .context("cannot build a Kubernetes client")?;
+        ingest.source(
+            "kubernetes",
+            KubeSource::new(client, kube.clone()).known(known).stream(),
+        );
+        tracing::info!(instance = %kube.instance, "watching Kubernetes");
+    }
+    ingest.ticks(cfg.instance.clone(), cfg.tick_interval());
+    eprintln!("ktd run: ingesting; Ctrl-C to stop");
+    match ingest.run(BatchOptions::default(), abort).await {
+        Ok(stats) => {
+            eprintln!(
+                "ktd run: stopped cleanly; {} events appended ({} already in the log) in {} batches",
+                stats.appended, stats.duplicates, stats.batches
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(
+            "the event log refused a write; nothing of the failed batch was stored, and it will be observed again on the next start",
+        )),
+    }
+}
+
+/// First SIGINT/SIGTERM: graceful shutdown. Second: stop retrying. Third: exit now.
+fn spawn_signal_handler(shutdown: CancellationToken, abort: CancellationToken) {
+    tokio::spawn(async move {
+        let mut count = 0;
+        loop {
+            wait_for_signal().await;
+            count += 1;
+            match count {
+                1 => {
+                    eprintln!(
+                        "ktd run: shutting down (draining pending events; signal again to stop retrying)"
+                    );
+                    shutdown.cancel();
+                }
+                2 => {
+                    eprintln!("ktd run: no more retries (signal again to exit immediately)");
+                    abort.cancel();
+                }
+                _ => std::process::exit(130),
+            }
+        }
+    });
+}
+
+/// Waits for SIGINT or SIGTERM.
+pub async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

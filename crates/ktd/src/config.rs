@@ -1,0 +1,132 @@
+//! `ktd run`'s configuration: one YAML file (`--config`) with `KTD_*` environment
+//! overrides (`KTD_LOG__PATH=/var/lib/ktd/events.redb` sets `log.path`: nested keys are
+//! separated by `__`). Secrets never live here: sources read them from the environment,
+//! files or Kubernetes Secrets named in their own sections.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Yaml};
+use ktd_kube::KubeSourceConfig;
+use ktd_log::jetstream::JetStreamConfig;
+use serde::Deserialize;
+
+/// Everything `ktd run` needs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Name of this ktd instance: the source of its ticks and derived events.
+    #[serde(default = "default_instance")]
+    pub instance: String,
+    /// Where events are stored.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// The Kubernetes cluster to watch (omit to watch none).
+    #[serde(default)]
+    pub kubernetes: Option<KubeSourceConfig>,
+    /// Seconds between `Tick` events (time thresholds fire on ticks).
+    #[serde(default = "default_tick")]
+    pub tick_seconds: u64,
+}
+
+fn default_instance() -> String {
+    "ktd".to_owned()
+}
+
+fn default_tick() -> u64 {
+    30
+}
+
+impl RunConfig {
+    /// The tick interval.
+    pub fn tick_interval(&self) -> Duration {
+        Duration::from_secs(self.tick_seconds.max(1))
+    }
+
+    /// Loads `path` (if given) and applies `KTD_*` environment overrides.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<RunConfig> {
+        let mut figment = Figment::new();
+        if let Some(path) = path {
+            if !path.exists() {
+                anyhow::bail!("configuration file {} does not exist", path.display());
+            }
+            figment = figment.merge(Yaml::file_exact(path));
+        }
+        figment = figment.merge(
+            Env::prefixed("KTD_")
+                .ignore(&["CONFIG", "CONTEXT", "LOG"])
+                .split("__")
+                .lowercase(true),
+        );
+        figment.extract().map_err(|e| {
+            let mut msg = String::from("invalid configuration");
+            for err in e {
+                msg.push_str(&format!("\n  - {err}"));
+            }
+            anyhow::anyhow!(msg)
+        })
+    }
+}
+
+/// The event log backend.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "backend", rename_all = "lowercase")]
+pub enum LogConfig {
+    /// A redb file on local disk (the default; one `ktd run` process owns it).
+    Embedded {
+        /// The file (created if missing).
+        #[serde(default = "default_log_path")]
+        path: PathBuf,
+    },
+    /// NATS JetStream (scale-out; several processes share the log).
+    Nats(JetStreamConfig),
+}
+
+fn default_log_path() -> PathBuf {
+    PathBuf::from("ktd-events.redb")
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig::Embedded {
+            path: default_log_path(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_configuration_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/ktd.example.yaml");
+        let cfg = figment::Figment::new()
+            .merge(Yaml::file_exact(&path))
+            .extract::<RunConfig>()
+            .unwrap();
+        assert!(matches!(cfg.log, LogConfig::Embedded { .. }));
+        assert_eq!(cfg.kubernetes.unwrap().instance, "prod");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_with_their_name() {
+        let err = figment::Figment::new()
+            .merge(Yaml::string("instance: x\nlgo:\n  backend: embedded\n"))
+            .extract::<RunConfig>()
+            .unwrap_err();
+        assert!(err.to_string().contains("lgo"), "{err}");
+    }
+
+    #[test]
+    fn nats_backend_is_selected_by_tag() {
+        let cfg: RunConfig = figment::Figment::new()
+            .merge(Yaml::string(
+                "log:\n  backend: nats\n  url: nats://127.0.0.1:4222\n",
+            ))
+            .extract()
+            .unwrap();
+        assert!(matches!(cfg.log, LogConfig::Nats(_)));
+    }
+}
