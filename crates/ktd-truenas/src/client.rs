@@ -333,13 +333,13 @@ mod tests {
 
     #[test]
     fn plain_http_key_to_a_remote_host_is_refused() {
-        let e = check_api_key_transport("http://192.0.2.10", false).unwrap_err();
+        let e = check_api_key_transport("http://198.51.100.10", false).unwrap_err();
         let msg = e.to_string();
         assert!(matches!(e, ClientError::InsecureTransport { .. }));
         assert!(msg.contains("revokes") && msg.contains("https://"), "{msg}");
         assert!(check_api_key_transport("http://nas.example.com:80", false).is_err());
-        assert!(check_api_key_transport("http://192.0.2.10", true).is_ok());
-        assert!(check_api_key_transport("https://192.0.2.10", false).is_ok());
+        assert!(check_api_key_transport("http://198.51.100.10", true).is_ok());
+        assert!(check_api_key_transport("https://198.51.100.10", false).is_ok());
         assert!(check_api_key_transport("http://127.0.0.1:8080", false).is_ok());
         assert!(check_api_key_transport("http://[::1]:8080", false).is_ok());
         assert!(check_api_key_transport("http://localhost", false).is_ok());
@@ -348,9 +348,9 @@ mod tests {
 
     #[tokio::test]
     async fn refusal_happens_before_any_traffic() {
-        // 192.0.2.0/24 is TEST-NET-1: nothing answers; the refusal must be immediate.
+        // 198.51.100.0/24 is TEST-NET-2: nothing answers; the refusal must be immediate.
         let config = TrueNasConfig {
-            url: "http://192.0.2.10".into(),
+            url: "http://198.51.100.10".into(),
             ..TrueNasConfig::default()
         };
         let started = Instant::now();
