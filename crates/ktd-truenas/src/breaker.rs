@@ -122,9 +122,7 @@ impl Breaker {
             Some(t) => {
                 let now = Instant::now();
                 if now < t {
-                    BreakerState::Open {
-                        retry_in: t - now,
-                    }
+                    BreakerState::Open { retry_in: t - now }
                 } else {
                     BreakerState::HalfOpen
                 }

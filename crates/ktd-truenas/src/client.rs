@@ -32,8 +32,7 @@ pub fn is_loopback_host(host: &str) -> bool {
 /// unless `allow_insecure` is set. TrueNAS 25.04+ revokes an API key that logs in that way.
 /// Checked before any network traffic.
 pub fn check_api_key_transport(url: &str, allow_insecure: bool) -> Result<(), ClientError> {
-    let parsed =
-        Url::parse(url).map_err(|e| ClientError::Config(format!("url {url:?}: {e}")))?;
+    let parsed = Url::parse(url).map_err(|e| ClientError::Config(format!("url {url:?}: {e}")))?;
     let host = parsed
         .host_str()
         .ok_or_else(|| ClientError::Config(format!("url {url:?} has no host")))?;
@@ -104,7 +103,8 @@ impl TrueNasClient {
         config: TrueNasConfig,
         key: ApiKey,
     ) -> Result<TrueNasClient, ClientError> {
-        let span = tracing::info_span!("truenas.connect", instance = %config.instance, url = %config.url);
+        let span =
+            tracing::info_span!("truenas.connect", instance = %config.instance, url = %config.url);
         async move {
             check_api_key_transport(&config.url, config.allow_insecure_api_key)?;
             let base = config.url.trim_end_matches('/').to_owned();
@@ -211,7 +211,10 @@ impl TrueNasClient {
             }
             let span = tracing::debug_span!("truenas.call", method, attempt);
             let started = Instant::now();
-            let result = self.call_once(method, params).instrument(span.clone()).await;
+            let result = self
+                .call_once(method, params)
+                .instrument(span.clone())
+                .await;
             let ms = started.elapsed().as_millis() as u64;
             self.inner.breaker.record(result.as_ref().map(|_| ()));
             match result {

@@ -2,11 +2,11 @@
 //! connection, request ids, at most [`MAX_IN_FLIGHT`] calls in flight (the server allows
 //! 20), pings under nginx's 60 s idle timeout, reconnection on the next call after a drop.
 
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use futures::{SinkExt, StreamExt};
-use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -126,10 +126,14 @@ impl JsonRpc {
     /// Calls `method`, connecting and logging in first when needed.
     pub(crate) async fn call(&self, method: &str, params: &[Value]) -> Result<Value, ClientError> {
         let conn = self.connection().await?;
-        let _slot = self.slots.acquire().await.map_err(|_| ClientError::Connection {
-            method: method.into(),
-            detail: "client closed".into(),
-        })?;
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| ClientError::Connection {
+                method: method.into(),
+                detail: "client closed".into(),
+            })?;
         self.request(&conn, method, params).await
     }
 
@@ -308,7 +312,10 @@ impl JsonRpc {
             }
         }
         let key = json!(self.key.expose());
-        match self.request(conn, "auth.login_with_api_key", &[key]).await? {
+        match self
+            .request(conn, "auth.login_with_api_key", &[key])
+            .await?
+        {
             Value::Bool(true) => Ok(()),
             other => Err(ClientError::Unauthorized {
                 detail: format!("auth.login_with_api_key answered {other}"),
@@ -320,7 +327,10 @@ impl JsonRpc {
 /// Routes one server message to its pending call.
 fn dispatch(conn: &Conn, text: &str) {
     let Ok(msg) = serde_json::from_str::<Value>(text) else {
-        tracing::warn!(len = text.len(), "TrueNAS sent a WebSocket message that is not JSON");
+        tracing::warn!(
+            len = text.len(),
+            "TrueNAS sent a WebSocket message that is not JSON"
+        );
         return;
     };
     let Some(id) = msg.get("id").and_then(Value::as_u64) else {

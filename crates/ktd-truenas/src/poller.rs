@@ -8,8 +8,9 @@
 //! - a poll that fails (any query) emits one `PollFailed` and **nothing else**: a partial
 //!   view would look like removals.
 //! - a single object that cannot be read does not fail the poll: it is listed in
-//!   `PollCompleted.rejected`, its previous state stands, and no object of its kind is
-//!   removed by that poll (the unreadable one might be any of them).
+//!   `PollCompleted.rejected` and its previous state stands (it is neither changed nor
+//!   removed). When not even its name/id can be read, no object of its kind is removed by
+//!   that poll (the unreadable one might be any of them); everything else goes on.
 //! - datasets change (`DatasetChanged`) when anything but their space figures changes;
 //!   space figures go into `UsageSampled` every `usage_sample_every` polls, for the datasets
 //!   whose `used`/`available`/`usedbysnapshots` moved since their last sample.
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use futures::Stream;
 use ktd_model::normalize::truenas as nt;
-use ktd_model::truenas::{Dataset, Pool, Share, ShareKind, Snapshot, SystemInfo};
+use ktd_model::truenas::{Dataset, Pool, Share, ShareKey, ShareKind, Snapshot, SystemInfo};
 use ktd_model::{Envelope, Event, PollCounts, SourceId, Timestamp, UsageSample, content_digest};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -50,13 +51,8 @@ pub const DATASET_PROPERTIES: &[&str] = &[
 ];
 
 /// ZFS properties read on snapshots.
-pub const SNAPSHOT_PROPERTIES: &[&str] = &[
-    "used",
-    "referenced",
-    "creation",
-    "clones",
-    "defer_destroy",
-];
+pub const SNAPSHOT_PROPERTIES: &[&str] =
+    &["used", "referenced", "creation", "clones", "defer_destroy"];
 
 /// democratic-csi user properties that may be set on snapshots themselves. With an explicit
 /// property list a snapshot query returns only the listed user properties, so the poller
@@ -94,20 +90,43 @@ struct View {
     shares: Vec<Share>,
     system: Option<SystemInfo>,
     rejected: Vec<String>,
+    /// Unreadable objects whose key could be read: not removed, previous state stands.
+    protected: HashSet<(Kind, String)>,
+    /// Kinds with an unreadable object whose key could not be read: no removals at all.
     tainted: HashSet<Kind>,
 }
 
 impl View {
     fn reject(&mut self, kind: Kind, method: &str, raw: &Value, error: impl std::fmt::Display) {
-        let label = raw
-            .get("name")
-            .or_else(|| raw.get("id"))
-            .map(|v| v.to_string())
-            .unwrap_or_else(|| "(no name)".into());
+        let key = match kind {
+            Kind::Share(k) => raw
+                .get("id")
+                .and_then(Value::as_i64)
+                .map(|id| ShareKey { kind: k, id }.to_string()),
+            _ => raw
+                .get("name")
+                .or_else(|| raw.get("id"))
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned),
+        };
+        let label = key.clone().unwrap_or_else(|| "(unnamed object)".into());
         let text = format!("{method} {label}: {error}");
         tracing::warn!(rejected = %text, "TrueNAS object skipped");
         self.rejected.push(text);
-        self.tainted.insert(kind);
+        match key {
+            Some(key) => {
+                self.protected.insert((kind, key));
+            }
+            None => {
+                self.tainted.insert(kind);
+            }
+        }
+    }
+
+    /// Whether a known object absent from this view may be reported removed.
+    fn removable(&self, kind: Kind, key: &str) -> bool {
+        !self.tainted.contains(&kind) && !self.protected.contains(&(kind, key.to_owned()))
     }
 }
 
@@ -167,10 +186,13 @@ impl Poller {
     }
 
     async fn plain(&self, method: &str) -> Result<Value, Failure> {
-        self.client.call(method, &[]).await.map_err(|error| Failure {
-            method: method.into(),
-            error,
-        })
+        self.client
+            .call(method, &[])
+            .await
+            .map_err(|error| Failure {
+                method: method.into(),
+                error,
+            })
     }
 
     /// Runs the bulk queries and normalizes them.
@@ -211,9 +233,16 @@ impl Poller {
             }
         }
 
-        let mut props: BTreeSet<String> = SNAPSHOT_PROPERTIES.iter().map(|s| s.to_string()).collect();
+        let mut props: BTreeSet<String> =
+            SNAPSHOT_PROPERTIES.iter().map(|s| s.to_string()).collect();
         props.extend(SNAPSHOT_USER_PROPERTIES.iter().map(|s| s.to_string()));
-        props.extend(self.client.config().snapshot_user_properties.iter().cloned());
+        props.extend(
+            self.client
+                .config()
+                .snapshot_user_properties
+                .iter()
+                .cloned(),
+        );
         for d in &view.datasets {
             props.extend(d.user_properties.keys().cloned());
         }
@@ -236,17 +265,23 @@ impl Poller {
 
         type Normalizer = fn(&Value) -> Result<Share, ktd_model::normalize::NormalizeError>;
         let share_queries: [(&str, ShareKind, Normalizer); 5] = [
-            ("sharing.nfs.query", ShareKind::Nfs, |v| nt::nfs_share(v).map(Share::Nfs)),
-            ("sharing.smb.query", ShareKind::Smb, |v| nt::smb_share(v).map(Share::Smb)),
+            ("sharing.nfs.query", ShareKind::Nfs, |v| {
+                nt::nfs_share(v).map(Share::Nfs)
+            }),
+            ("sharing.smb.query", ShareKind::Smb, |v| {
+                nt::smb_share(v).map(Share::Smb)
+            }),
             ("iscsi.target.query", ShareKind::IscsiTarget, |v| {
                 nt::iscsi_target(v).map(Share::IscsiTarget)
             }),
             ("iscsi.extent.query", ShareKind::IscsiExtent, |v| {
                 nt::iscsi_extent(v).map(Share::IscsiExtent)
             }),
-            ("iscsi.targetextent.query", ShareKind::IscsiTargetExtent, |v| {
-                nt::iscsi_targetextent(v).map(Share::IscsiTargetExtent)
-            }),
+            (
+                "iscsi.targetextent.query",
+                ShareKind::IscsiTargetExtent,
+                |v| nt::iscsi_targetextent(v).map(Share::IscsiTargetExtent),
+            ),
         ];
         for (method, kind, f) in share_queries {
             for raw in self.call(method, serde_json::json!({})).await? {
@@ -306,7 +341,6 @@ impl Poller {
             out.push(Envelope::new(self.source.clone(), now, event, &version));
         };
         let state = &self.state;
-        let removable = |k: Kind| !view.tainted.contains(&k);
 
         // Pools.
         let mut seen = HashSet::new();
@@ -314,12 +348,18 @@ impl Poller {
             seen.insert(pool.name.as_str());
             let digest = content_digest(pool);
             if state.pools.get(&pool.name) != Some(&digest) {
-                emit(Event::PoolObserved { pool: pool.clone() }, versioned(poll, &digest));
+                emit(
+                    Event::PoolObserved { pool: pool.clone() },
+                    versioned(poll, &digest),
+                );
             }
         }
-        if removable(Kind::Pool) {
-            for name in state.pools.keys().filter(|n| !seen.contains(n.as_str())) {
-                emit(Event::PoolRemoved { name: name.clone() }, versioned(poll, name.as_bytes()));
+        for name in state.pools.keys().filter(|n| !seen.contains(n.as_str())) {
+            if view.removable(Kind::Pool, name) {
+                emit(
+                    Event::PoolRemoved { name: name.clone() },
+                    versioned(poll, name.as_bytes()),
+                );
             }
         }
 
@@ -339,9 +379,12 @@ impl Poller {
             }
             changed.insert(d.name.as_str());
         }
-        if removable(Kind::Dataset) {
-            for name in state.datasets.keys().filter(|n| !seen.contains(n.as_str())) {
-                emit(Event::DatasetRemoved { name: name.clone() }, versioned(poll, name.as_bytes()));
+        for name in state.datasets.keys().filter(|n| !seen.contains(n.as_str())) {
+            if view.removable(Kind::Dataset, name) {
+                emit(
+                    Event::DatasetRemoved { name: name.clone() },
+                    versioned(poll, name.as_bytes()),
+                );
             }
         }
 
@@ -351,12 +394,24 @@ impl Poller {
             seen.insert(s.name.as_str());
             let digest = content_digest(s);
             if state.snapshots.get(&s.name) != Some(&digest) {
-                emit(Event::SnapshotObserved { snapshot: s.clone() }, versioned(poll, &digest));
+                emit(
+                    Event::SnapshotObserved {
+                        snapshot: s.clone(),
+                    },
+                    versioned(poll, &digest),
+                );
             }
         }
-        if removable(Kind::Snapshot) {
-            for name in state.snapshots.keys().filter(|n| !seen.contains(n.as_str())) {
-                emit(Event::SnapshotRemoved { name: name.clone() }, versioned(poll, name.as_bytes()));
+        for name in state
+            .snapshots
+            .keys()
+            .filter(|n| !seen.contains(n.as_str()))
+        {
+            if view.removable(Kind::Snapshot, name) {
+                emit(
+                    Event::SnapshotRemoved { name: name.clone() },
+                    versioned(poll, name.as_bytes()),
+                );
             }
         }
 
@@ -367,12 +422,18 @@ impl Poller {
             seen.insert(key);
             let digest = content_digest(s);
             if state.shares.get(&key) != Some(&digest) {
-                emit(Event::ShareObserved { share: s.clone() }, versioned(poll, &digest));
+                emit(
+                    Event::ShareObserved { share: s.clone() },
+                    versioned(poll, &digest),
+                );
             }
         }
         for key in state.shares.keys().filter(|k| !seen.contains(*k)) {
-            if removable(Kind::Share(key.kind)) {
-                emit(Event::ShareRemoved { share: *key }, versioned(poll, key.to_string().as_bytes()));
+            if view.removable(Kind::Share(key.kind), &key.to_string()) {
+                emit(
+                    Event::ShareRemoved { share: *key },
+                    versioned(poll, key.to_string().as_bytes()),
+                );
             }
         }
 
@@ -380,13 +441,18 @@ impl Poller {
         if let Some(system) = &view.system {
             let digest = content_digest(system);
             if state.system != Some(digest) {
-                emit(Event::SystemObserved { system: system.clone() }, versioned(poll, &digest));
+                emit(
+                    Event::SystemObserved {
+                        system: system.clone(),
+                    },
+                    versioned(poll, &digest),
+                );
             }
         }
 
         // Space figures.
         let every = self.client.config().usage_sample_every.max(1);
-        if poll % every == 0 {
+        if poll.is_multiple_of(every) {
             let samples: Vec<UsageSample> = view
                 .datasets
                 .iter()
@@ -416,7 +482,13 @@ impl Poller {
             shares: view.shares.len() as u64,
             changes,
         };
-        tracing::info!(poll, changes, rejected = view.rejected.len(), duration_ms = took.as_millis() as u64, "TrueNAS poll completed");
+        tracing::info!(
+            poll,
+            changes,
+            rejected = view.rejected.len(),
+            duration_ms = took.as_millis() as u64,
+            "TrueNAS poll completed"
+        );
         out.push(Envelope::new(
             self.source.clone(),
             now,

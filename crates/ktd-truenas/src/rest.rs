@@ -246,7 +246,12 @@ pub(crate) fn transport_error(method: &str, e: &reqwest::Error, timeout: Duratio
 
 impl Rest {
     /// An endpoint below `base_url` (`https://host`).
-    pub(crate) fn new(http: reqwest::Client, base_url: &str, key: ApiKey, timeout: Duration) -> Rest {
+    pub(crate) fn new(
+        http: reqwest::Client,
+        base_url: &str,
+        key: ApiKey,
+        timeout: Duration,
+    ) -> Rest {
         Rest {
             http,
             base: format!("{}/api/v2.0", base_url.trim_end_matches('/')),
@@ -264,9 +269,7 @@ impl Rest {
         } else {
             self.http.get(&url)
         };
-        builder = builder
-            .bearer_auth(self.key.expose())
-            .timeout(self.timeout);
+        builder = builder.bearer_auth(self.key.expose()).timeout(self.timeout);
         if let Some(body) = &req.body {
             builder = builder.json(body);
         }
@@ -297,7 +300,10 @@ mod tests {
     fn routes_follow_restful_py() {
         let r = route(
             "pool.dataset.query",
-            &[json!([]), json!({"extra": {"flat": false, "properties": ["used"]}})],
+            &[
+                json!([]),
+                json!({"extra": {"flat": false, "properties": ["used"]}}),
+            ],
         )
         .unwrap();
         assert_eq!(
@@ -306,7 +312,10 @@ mod tests {
         );
         let r = route("pool.dataset.get_instance", &[json!("tank/k8s/pvc-1")]).unwrap();
         assert_eq!(r.path, "/pool/dataset/id/tank%2Fk8s%2Fpvc%2D1");
-        assert_eq!(route("iscsi.global.config", &[]).unwrap().path, "/iscsi/global");
+        assert_eq!(
+            route("iscsi.global.config", &[]).unwrap().path,
+            "/iscsi/global"
+        );
         assert_eq!(route("system.info", &[]).unwrap().path, "/system/info");
         // A digit-only string would be coerced to an int in the query string: use a body.
         let r = route("sharing.nfs.query", &[json!([["comment", "=", "42"]])]).unwrap();
@@ -321,7 +330,11 @@ mod tests {
             ClientError::Unauthorized { .. }
         ));
         assert!(matches!(
-            status_error("zfs.snapshot.query", StatusCode::NOT_FOUND, b"404: Not Found"),
+            status_error(
+                "zfs.snapshot.query",
+                StatusCode::NOT_FOUND,
+                b"404: Not Found"
+            ),
             ClientError::MethodNotFound { .. }
         ));
         let e = status_error("x.query", StatusCode::SERVICE_UNAVAILABLE, b"<html>");

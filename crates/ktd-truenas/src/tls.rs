@@ -34,7 +34,10 @@ fn read_ca(tls: &TlsConfig) -> Result<Vec<CertificateDer<'static>>, ClientError>
 
 /// The HTTP client: no redirects (a 302 from `/api/versions` means "no JSON-RPC"),
 /// rustls, the CA file added to the roots.
-pub(crate) fn http_client(tls: &TlsConfig, connect: Duration) -> Result<reqwest::Client, ClientError> {
+pub(crate) fn http_client(
+    tls: &TlsConfig,
+    connect: Duration,
+) -> Result<reqwest::Client, ClientError> {
     let mut b = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(connect)

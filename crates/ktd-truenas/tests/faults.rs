@@ -13,7 +13,11 @@ use support::*;
 
 /// The only event of a failed poll.
 fn failed(events: &[Envelope]) -> (u64, String, Option<String>, bool) {
-    assert_eq!(types(events), vec!["PollFailed"], "a failed poll emits nothing else");
+    assert_eq!(
+        types(events),
+        vec!["PollFailed"],
+        "a failed poll emits nothing else"
+    );
     match &events[0].event {
         Event::PollFailed {
             poll,
@@ -37,7 +41,11 @@ async fn fails_then_recovers(
     let sim = start(world(personality).nas).await;
     let mut config = config(&sim.server.url(), transport);
     tune(&mut config);
-    let mut poller = Poller::new(connect_with(&sim, config).await, INSTANCE, PollerState::default());
+    let mut poller = Poller::new(
+        connect_with(&sim, config).await,
+        INSTANCE,
+        PollerState::default(),
+    );
     let first = poll(&mut poller).await;
     assert_eq!(completed(&first).0, 1);
     let known = poller.state().clone();
@@ -59,7 +67,11 @@ async fn fails_then_recovers(
 
     sim.server.faults().set(Faults::default());
     let healed = poll(&mut poller).await;
-    assert_eq!(completed(&healed), (2, vec![]), "the failed poll is redone under its number");
+    assert_eq!(
+        completed(&healed),
+        (2, vec![]),
+        "the failed poll is redone under its number"
+    );
     assert_eq!(
         changes(&healed),
         set(&[("DatasetRemoved", gone)]),
@@ -125,7 +137,10 @@ async fn nginx_504_fails_the_poll_then_recovers() {
         ..Faults::default()
     });
     let (_, error, _, retryable) = failed(&poll(&mut poller).await);
-    assert!(retryable && error.contains("504") && error.contains("60 s"), "{error}");
+    assert!(
+        retryable && error.contains("504") && error.contains("60 s"),
+        "{error}"
+    );
     sim.server.faults().set(Faults::default());
     assert_eq!(types(&poll(&mut poller).await), vec!["PollCompleted"]);
 }
@@ -182,8 +197,11 @@ async fn circuit_breaker_opens_after_n_failures_and_recovers() {
         let mut config = config(&sim.server.url(), transport);
         config.circuit_breaker.failure_threshold = 3;
         config.circuit_breaker.cool_down = Duration::from_millis(500);
-        let mut poller =
-            Poller::new(connect_with(&sim, config).await, INSTANCE, PollerState::default());
+        let mut poller = Poller::new(
+            connect_with(&sim, config).await,
+            INSTANCE,
+            PollerState::default(),
+        );
         poll(&mut poller).await;
         sim.server.faults().set(Faults {
             error_rate: 1.0,
@@ -201,7 +219,10 @@ async fn circuit_breaker_opens_after_n_failures_and_recovers() {
         sim.server.faults().set(Faults::default());
         let (poll_no, error, _, retryable) = failed(&poll(&mut poller).await);
         assert_eq!(poll_no, 2);
-        assert!(retryable && error.contains("circuit breaker open"), "{error}");
+        assert!(
+            retryable && error.contains("circuit breaker open"),
+            "{error}"
+        );
         // After the cool-down a probe goes through and the breaker closes.
         tokio::time::sleep(Duration::from_millis(600)).await;
         assert_eq!(poller.client().breaker_state(), BreakerState::HalfOpen);
@@ -225,8 +246,11 @@ async fn random_faults_never_leave_half_a_diff_and_converge() {
         let mut config = config(&sim.server.url(), transport);
         config.timeouts.call = Duration::from_millis(500);
         config.retry.max_attempts = 2;
-        let mut poller =
-            Poller::new(connect_with(&sim, config).await, INSTANCE, PollerState::default());
+        let mut poller = Poller::new(
+            connect_with(&sim, config).await,
+            INSTANCE,
+            PollerState::default(),
+        );
         sim.server.faults().set(Faults {
             error_rate: 0.03,
             timeout_rate: 0.02,
@@ -246,7 +270,10 @@ async fn random_faults_never_leave_half_a_diff_and_converge() {
         }
         sim.server.faults().set(Faults::default());
         log.extend(poll(&mut poller).await);
-        assert!(completed_polls > 0, "{personality:?}: some polls get through");
+        assert!(
+            completed_polls > 0,
+            "{personality:?}: some polls get through"
+        );
         // Whatever failed on the way, the log describes the world exactly once.
         let state = PollerState::rebuild(INSTANCE, &log);
         assert_eq!(state.datasets().count(), w.nas.datasets.len());

@@ -26,8 +26,16 @@ fn whole_world(nas: &Nas) -> BTreeSet<(String, String)> {
     let share = |kind: &str, id: u32| ("ShareObserved".to_owned(), format!("{kind}/{id}"));
     want.extend(nas.nfs_shares.iter().map(|s| share("nfs-share", s.id)));
     want.extend(nas.smb_shares.iter().map(|s| share("smb-share", s.id)));
-    want.extend(nas.iscsi_targets.iter().map(|s| share("iscsi-target", s.id)));
-    want.extend(nas.iscsi_extents.iter().map(|s| share("iscsi-extent", s.id)));
+    want.extend(
+        nas.iscsi_targets
+            .iter()
+            .map(|s| share("iscsi-target", s.id)),
+    );
+    want.extend(
+        nas.iscsi_extents
+            .iter()
+            .map(|s| share("iscsi-extent", s.id)),
+    );
     want.extend(
         nas.iscsi_targetextents
             .iter()
@@ -51,7 +59,7 @@ fn check_property_sources(nas: &Nas, events: &[Envelope]) {
             .iter()
             .find(|s| s.full_name() == snapshot.name)
             .unwrap();
-        let own = world.user_properties.get(props::MANAGED_RESOURCE).is_some();
+        let own = world.user_properties.contains_key(props::MANAGED_RESOURCE);
         match snapshot.user_properties.get(props::MANAGED_RESOURCE) {
             Some(p) if own => {
                 assert_eq!(p.source, PropertySource::Local, "{}", snapshot.name);
@@ -113,9 +121,7 @@ async fn release_round_trip(personality: Personality) {
     });
     let parent = gone.rsplit_once('/').unwrap().0.to_owned();
     let created = format!("{parent}/pvc-new-by-test");
-    let snap_src = leaf(&nas, |d| {
-        ![&gone, &tagged, &quota].contains(&&d.name)
-    });
+    let snap_src = leaf(&nas, |d| ![&gone, &tagged, &quota].contains(&&d.name));
     let dropped_snap = nas
         .snapshots
         .iter()
@@ -142,7 +148,12 @@ async fn release_round_trip(personality: Personality) {
         sim.server.update(move |nas| {
             nas.datasets.retain(|d| d.name != gone);
             nas.snapshots.retain(|s| s.dataset != gone);
-            let mut new = nas.datasets.iter().find(|d| d.name == snap_src).unwrap().clone();
+            let mut new = nas
+                .datasets
+                .iter()
+                .find(|d| d.name == snap_src)
+                .unwrap()
+                .clone();
             new.name = created;
             new.user_properties.clear();
             nas.datasets.push(new);

@@ -52,8 +52,11 @@ async fn the_api_key_never_reaches_logs_or_debug_output() {
         let client = bounded("connect", TrueNasClient::connect(config.clone()))
             .await
             .unwrap();
-        let mut poller =
-            ktd_truenas::Poller::new(client.clone(), INSTANCE, ktd_truenas::PollerState::default());
+        let mut poller = ktd_truenas::Poller::new(
+            client.clone(),
+            INSTANCE,
+            ktd_truenas::PollerState::default(),
+        );
         let events = poll(&mut poller).await;
         assert_eq!(completed(&events).0, 1);
         sim.server.faults().set(Faults {

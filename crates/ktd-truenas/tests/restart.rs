@@ -43,13 +43,13 @@ async fn restart(personality: Personality) {
     let state = PollerState::rebuild(INSTANCE, &log);
     assert_eq!(state, live_state, "the fold of the log is the live state");
     assert_eq!(state.next_poll(), 3);
-    let mut second = Poller::new(
-        connect(&sim, TransportChoice::Auto).await,
-        INSTANCE,
-        state,
-    );
+    let mut second = Poller::new(connect(&sim, TransportChoice::Auto).await, INSTANCE, state);
     let poll_3 = poll(&mut second).await;
-    assert_eq!(types(&poll_3), vec!["PollCompleted"], "no duplicates after restart");
+    assert_eq!(
+        types(&poll_3),
+        vec!["PollCompleted"],
+        "no duplicates after restart"
+    );
     assert_eq!(completed(&poll_3).0, 3);
     assert!(ids(&poll_3).is_disjoint(&ids(&log)));
 
@@ -59,11 +59,7 @@ async fn restart(personality: Personality) {
     let crashed_log: Vec<Envelope> = log[..after_poll_1 + half].to_vec();
     let state = PollerState::rebuild(INSTANCE, &crashed_log);
     assert_eq!(state.next_poll(), 2);
-    let mut redo = Poller::new(
-        connect(&sim, TransportChoice::Auto).await,
-        INSTANCE,
-        state,
-    );
+    let mut redo = Poller::new(connect(&sim, TransportChoice::Auto).await, INSTANCE, state);
     let again = poll(&mut redo).await;
     assert_eq!(completed(&again).0, 2);
     let original = ids(&poll_2);
@@ -81,11 +77,7 @@ async fn restart(personality: Personality) {
 
     // Redoing poll 2 from the log of poll 1 alone gives poll 2 exactly.
     let state = PollerState::rebuild(INSTANCE, &log[..after_poll_1]);
-    let mut redo = Poller::new(
-        connect(&sim, TransportChoice::Auto).await,
-        INSTANCE,
-        state,
-    );
+    let mut redo = Poller::new(connect(&sim, TransportChoice::Auto).await, INSTANCE, state);
     let again = poll(&mut redo).await;
     let strip = |v: &[Envelope]| -> Vec<(EventId, Event)> {
         v.iter()

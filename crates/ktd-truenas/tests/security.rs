@@ -48,13 +48,13 @@ async fn plain_http_to_a_remote_host_is_refused_before_login_and_the_key_survive
                 "the error explains why and what to do: {msg}"
             );
         }
-        assert!(!revoked(&server), "refused before logging in: the key is intact");
+        assert!(
+            !revoked(&server),
+            "refused before logging in: the key is intact"
+        );
         let client = bounded(
             "loopback connect",
-            TrueNasClient::connect_with_key(
-                config(&loopback, TransportChoice::Auto),
-                key.clone(),
-            ),
+            TrueNasClient::connect_with_key(config(&loopback, TransportChoice::Auto), key.clone()),
         )
         .await
         .expect("the key still works");
@@ -82,9 +82,10 @@ async fn a_remote_client_setting_keeps_the_key_when_ktd_refuses() {
         let port = sim.server.addr().port();
         // A name is not proof of loopback: refused, nothing sent.
         let url = format!("http://truenas.example.invalid:{port}");
-        let e = TrueNasClient::connect_with_key(config(&url, TransportChoice::Auto), sim.key.clone())
-            .await
-            .unwrap_err();
+        let e =
+            TrueNasClient::connect_with_key(config(&url, TransportChoice::Auto), sim.key.clone())
+                .await
+                .unwrap_err();
         assert!(matches!(e, ClientError::InsecureTransport { .. }), "{e}");
         assert!(!revoked(&sim.server));
         // A WebSocket login the simulator considers remote is revoked (25.04+ behaviour),
@@ -111,7 +112,10 @@ async fn a_wrong_key_is_unauthorized_on_both_transports() {
         )
         .await
         .unwrap_err();
-        assert!(matches!(e, ClientError::Unauthorized { .. }), "{transport:?}: {e}");
+        assert!(
+            matches!(e, ClientError::Unauthorized { .. }),
+            "{transport:?}: {e}"
+        );
         assert!(!e.retryable());
     }
 }

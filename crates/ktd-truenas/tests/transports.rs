@@ -35,7 +35,8 @@ async fn same_events(personality: Personality) {
 
     let nas = sim.server.nas();
     let gone = leaf(&nas, |_| true);
-    sim.server.update(move |nas| nas.datasets.retain(|d| d.name != gone));
+    sim.server
+        .update(move |nas| nas.datasets.retain(|d| d.name != gone));
     let a = poll(&mut rest).await;
     let b = poll(&mut rpc).await;
     assert!(a.len() > 1);
