@@ -18,6 +18,7 @@ mod breaker;
 pub mod client;
 pub mod config;
 pub mod error;
+mod fetch;
 mod jsonrpc;
 pub mod poller;
 mod rest;

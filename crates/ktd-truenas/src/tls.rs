@@ -127,3 +127,41 @@ impl ServerCertVerifier for NoVerify {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_file_without_certificates_is_a_config_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, "not a certificate").unwrap();
+        let tls = TlsConfig {
+            verify: true,
+            ca_file: Some(path),
+        };
+        let e = http_client(&tls, Duration::from_secs(1)).unwrap_err();
+        assert!(e.to_string().contains("no PEM certificate"), "{e}");
+        assert!(ws_connector(&tls).is_err());
+        let missing = TlsConfig {
+            verify: true,
+            ca_file: Some(dir.path().join("missing.pem")),
+        };
+        assert!(matches!(
+            http_client(&missing, Duration::from_secs(1)),
+            Err(ClientError::Config(_))
+        ));
+    }
+
+    #[test]
+    fn connectors_build_with_and_without_verification() {
+        assert!(ws_connector(&TlsConfig::default()).is_ok());
+        let off = TlsConfig {
+            verify: false,
+            ca_file: None,
+        };
+        assert!(ws_connector(&off).is_ok());
+        assert!(http_client(&off, Duration::from_secs(1)).is_ok());
+    }
+}

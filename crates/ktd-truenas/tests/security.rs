@@ -119,3 +119,16 @@ async fn a_wrong_key_is_unauthorized_on_both_transports() {
         assert!(!e.retryable());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_to_a_plain_http_server_fails_the_tls_handshake() {
+    // Verification is on by default: talking TLS to something that is not a verified TLS
+    // server fails at connect, with a connection error (the key is never sent).
+    let sim = start(world(Personality::V25_04).nas).await;
+    let url = sim.server.url().replace("http://", "https://");
+    let e = TrueNasClient::connect_with_key(config(&url, TransportChoice::Auto), sim.key.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ClientError::Connection { .. }), "{e}");
+    assert!(!revoked(&sim.server));
+}
