@@ -80,7 +80,7 @@ impl std::fmt::Debug for TrueNasClient {
         f.debug_struct("TrueNasClient")
             .field("instance", &self.inner.config.instance)
             .field("url", &self.inner.config.url)
-            .field("transport", &self.transport())
+            .field("endpoint", &self.endpoint())
             .field("version", &self.inner.version)
             .finish_non_exhaustive()
     }
@@ -109,7 +109,8 @@ impl TrueNasClient {
             check_api_key_transport(&config.url, config.allow_insecure_api_key)?;
             let base = config.url.trim_end_matches('/').to_owned();
             let http = tls::http_client(&config.tls, config.timeouts.connect)?;
-            let jsonrpc_capable = probe_versions(&http, &base, &config).await?;
+            let versions = probe_versions(&http, &base, &config).await?;
+            let jsonrpc_capable = versions.is_some();
             let use_jsonrpc = match config.transport {
                 TransportChoice::Auto => jsonrpc_capable,
                 TransportChoice::Rest => false,
@@ -122,10 +123,11 @@ impl TrueNasClient {
                 }
             };
             let transport = if use_jsonrpc {
+                let api = pick_api_version(versions.as_deref().unwrap_or_default());
                 let ws_url = if let Some(rest) = base.strip_prefix("https://") {
-                    format!("wss://{rest}/api/current")
+                    format!("wss://{rest}/api/{api}")
                 } else {
-                    format!("ws://{}/api/current", base.trim_start_matches("http://"))
+                    format!("ws://{}/api/{api}", base.trim_start_matches("http://"))
                 };
                 let connector = if ws_url.starts_with("wss://") {
                     Some(tls::ws_connector(&config.tls)?)
@@ -175,6 +177,14 @@ impl TrueNasClient {
         match self.inner.transport {
             Transport::Rest(_) => ApiTransport::RestV2,
             Transport::JsonRpc(_) => ApiTransport::JsonRpc,
+        }
+    }
+
+    /// The API endpoint in use (`wss://nas/api/v25.10.1`, `https://nas/api/v2.0`).
+    pub fn endpoint(&self) -> &str {
+        match &self.inner.transport {
+            Transport::Rest(r) => r.url(),
+            Transport::JsonRpc(j) => j.url(),
         }
     }
 
@@ -265,8 +275,7 @@ impl TrueNasClient {
     /// `pool.dataset.query` as a tree (`flat: false`, so each dataset comes once) with only
     /// `properties` (user properties always come along).
     pub async fn datasets(&self, properties: &[&str]) -> Result<Value, ClientError> {
-        let opts = json!({"extra": {"flat": false, "properties": properties,
-                                    "retrieve_user_props": true}});
+        let opts = json!({"extra": {"flat": false, "properties": properties}});
         self.query("pool.dataset.query", opts).await
     }
 
@@ -302,12 +311,37 @@ impl TrueNasClient {
     }
 }
 
+/// API versions whose shapes ktd's normalizers know, newest first.
+const KNOWN_API_VERSIONS: [&str; 2] = ["v25.10", "v25.04"];
+
+/// The JSON-RPC endpoint to use: the newest listed version of the newest release ktd
+/// knows (`v25.10.1`), so a newer server keeps answering in known shapes; `current` when
+/// none is listed.
+pub fn pick_api_version(listed: &[String]) -> String {
+    let numbers = |v: &str| -> Vec<u32> {
+        v.trim_start_matches('v')
+            .split('.')
+            .map(|n| n.parse().unwrap_or(0))
+            .collect()
+    };
+    for known in KNOWN_API_VERSIONS {
+        let best = listed
+            .iter()
+            .filter(|v| *v == known || v.starts_with(&format!("{known}.")))
+            .max_by_key(|v| numbers(v));
+        if let Some(v) = best {
+            return v.clone();
+        }
+    }
+    "current".into()
+}
+
 /// `GET /api/versions`: 200 with a JSON list on 25.04+ (JSON-RPC), a redirect before.
 async fn probe_versions(
     http: &reqwest::Client,
     base: &str,
     config: &TrueNasConfig,
-) -> Result<bool, ClientError> {
+) -> Result<Option<Vec<String>>, ClientError> {
     let method = "GET /api/versions";
     let resp = http
         .get(format!("{base}/api/versions"))
@@ -321,13 +355,19 @@ async fn probe_versions(
         return Err(status_error(method, status, &body));
     }
     if !status.is_success() {
-        return Ok(false);
+        return Ok(None);
     }
     let body = resp
         .bytes()
         .await
         .map_err(|e| transport_error(method, &e, config.timeouts.connect))?;
-    Ok(serde_json::from_slice::<Value>(&body).is_ok_and(|v| v.is_array()))
+    Ok(serde_json::from_slice::<Vec<Value>>(&body)
+        .ok()
+        .map(|list| {
+            list.into_iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        }))
 }
 
 #[cfg(test)]
@@ -347,6 +387,22 @@ mod tests {
         assert!(check_api_key_transport("http://[::1]:8080", false).is_ok());
         assert!(check_api_key_transport("http://localhost", false).is_ok());
         assert!(check_api_key_transport("ftp://x", false).is_err());
+    }
+
+    #[test]
+    fn pins_the_newest_known_api_version() {
+        let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let l = list(&["v25.04.0", "v25.04.2", "v25.04.1", "v25.10.0", "v25.10.1"]);
+        assert_eq!(pick_api_version(&l), "v25.10.1");
+        assert_eq!(
+            pick_api_version(&list(&["v25.04.0", "v25.04.2"])),
+            "v25.04.2"
+        );
+        assert_eq!(pick_api_version(&list(&["v27.0"])), "current");
+        assert_eq!(
+            pick_api_version(&list(&["v25.10.0", "v26.0", "v25.100"])),
+            "v25.10.0"
+        );
     }
 
     #[tokio::test]

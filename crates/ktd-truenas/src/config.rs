@@ -155,7 +155,8 @@ impl Default for RetryConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CircuitBreakerConfig {
-    /// Consecutive failed calls (after retries) that open the circuit (default 5).
+    /// Consecutive failed attempts (retries included; only retryable failures count:
+    /// timeouts, 5xx, lost connections) that open the circuit (default 5).
     pub failure_threshold: u32,
     /// How long the circuit stays open before a probe (default 60 s).
     #[serde(with = "duration_ms")]

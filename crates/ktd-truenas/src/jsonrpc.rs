@@ -123,6 +123,11 @@ impl JsonRpc {
         }
     }
 
+    /// The endpoint.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
     /// Calls `method`, connecting and logging in first when needed.
     pub(crate) async fn call(&self, method: &str, params: &[Value]) -> Result<Value, ClientError> {
         let conn = self.connection().await?;
@@ -134,7 +139,12 @@ impl JsonRpc {
                 method: method.into(),
                 detail: "client closed".into(),
             })?;
-        self.request(&conn, method, params).await
+        let result = self.request(&conn, method, params).await;
+        if let Err(ClientError::Unauthorized { .. }) = &result {
+            // The session lost its login (expired, key revoked): log in afresh next time.
+            conn.closed.cancel();
+        }
+        result
     }
 
     /// Closes the connection (the next call reconnects).
@@ -356,4 +366,34 @@ fn dispatch(conn: &Conn, text: &str) {
         }),
     };
     let _ = reply.send(result);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(code: i64, errno: i64, errname: &str) -> Value {
+        json!({"code": code, "message": "Method call error",
+               "data": {"error": errno, "errname": errname, "reason": format!("[{errname}] x")}})
+    }
+
+    #[test]
+    fn errors_map_by_code_and_errno() {
+        let e = rpc_error("pool.query", &err(-32001, 207, "ENOTAUTHENTICATED"));
+        assert!(matches!(e, ClientError::Unauthorized { .. }));
+        let e = rpc_error("pool.query", &err(-32001, 13, "EACCES"));
+        assert!(matches!(e, ClientError::Forbidden { .. }));
+        assert!(e.to_string().contains("READONLY_ADMIN"), "{e}");
+        let e = rpc_error(
+            "",
+            &json!({"code": -32601, "message": "Method does not exist"}),
+        )
+        .with_method("zfs.snapshot.query");
+        assert!(e.is_method_not_found());
+        assert!(e.to_string().contains("pool.snapshot.query"), "{e}");
+        assert!(rpc_error("m", &err(-32000, 0, "")).retryable());
+        assert!(rpc_error("m", &err(-32001, 16, "EBUSY")).retryable());
+        assert!(rpc_error("m", &err(-32603, 14, "EFAULT")).retryable());
+        assert!(!rpc_error("m", &err(-32602, 22, "EINVAL")).retryable());
+    }
 }

@@ -26,7 +26,7 @@ pub mod state;
 mod tls;
 
 pub use breaker::BreakerState;
-pub use client::{TrueNasClient, check_api_key_transport, is_loopback_host};
+pub use client::{TrueNasClient, check_api_key_transport, is_loopback_host, pick_api_version};
 pub use config::{
     ApiKey, CircuitBreakerConfig, RetryConfig, SecretError, SecretSource, Timeouts, TlsConfig,
     TransportChoice, TrueNasConfig,

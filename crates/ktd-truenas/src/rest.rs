@@ -260,6 +260,11 @@ impl Rest {
         }
     }
 
+    /// The endpoint (`https://host/api/v2.0`).
+    pub(crate) fn url(&self) -> &str {
+        &self.base
+    }
+
     /// Calls `method`.
     pub(crate) async fn call(&self, method: &str, params: &[Value]) -> Result<Value, ClientError> {
         let req = route(method, params)?;

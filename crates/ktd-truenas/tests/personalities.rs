@@ -91,6 +91,13 @@ async fn release_round_trip(personality: Personality) {
     };
     assert_eq!(poller.client().transport(), expected_transport);
     assert_eq!(poller.client().version(), personality.version_short());
+    let endpoint = poller.client().endpoint();
+    let pinned = match personality {
+        Personality::V25_04 => "/api/v25.04.2",
+        Personality::V25_10 => "/api/v25.10.1",
+        _ => "/api/v2.0",
+    };
+    assert!(endpoint.ends_with(pinned), "{endpoint}");
 
     // First poll: exactly the world.
     let first = poll(&mut poller).await;
