@@ -15,6 +15,9 @@
 //!   space figures go into `UsageSampled` every `usage_sample_every` polls, for the datasets
 //!   whose `used`/`available`/`usedbysnapshots` moved since their last sample.
 //! - snapshots, shares, pools and the system are re-emitted (`*Observed`) on any change.
+//! - a failed poll does not advance the poll number; `PollFailed`'s version is the poll
+//!   number + a digest of the error and method, so the same failure of the same poll
+//!   appended twice (a crash between append and ack) is stored once.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
@@ -256,6 +259,12 @@ impl Poller {
             &poll.to_be_bytes(),
         ));
         out
+    }
+
+    /// [`poll_stream`](Self::poll_stream) at the configured `poll_interval`.
+    pub fn stream(self, shutdown: CancellationToken) -> impl Stream<Item = Vec<Envelope>> {
+        let interval = self.client.config().poll_interval;
+        self.poll_stream(interval, shutdown)
     }
 
     /// Polls every `interval` (first poll at once) until `shutdown`, yielding each poll's
