@@ -1,5 +1,19 @@
 //! Configuration of one TrueNAS source, and the API key it reads from the environment or a
 //! file (never from the configuration itself).
+//!
+//! ```yaml
+//! instance: nas01
+//! url: https://nas01.example.com
+//! api_key: {file: /run/secrets/truenas/api-key}   # or {env: TRUENAS_API_KEY}
+//! username: svc-ktd              # owner of the key (25.04+): auth.login_ex
+//! transport: auto                # auto | rest | jsonrpc
+//! tls: {verify: true, ca_file: /etc/ktd/truenas-ca.pem}
+//! timeouts: {connect: 10000, call: 55000, ping_interval: 20000}   # milliseconds
+//! poll_interval: 60000
+//! usage_sample_every: 5
+//! retry: {max_attempts: 3, initial_backoff: 500, max_backoff: 10000}
+//! circuit_breaker: {failure_threshold: 5, cool_down: 60000}
+//! ```
 
 use std::fmt;
 use std::path::PathBuf;
@@ -53,7 +67,9 @@ impl Default for TrueNasConfig {
         TrueNasConfig {
             instance: "truenas".into(),
             url: "https://truenas.local".into(),
-            api_key: SecretSource::Env("TRUENAS_API_KEY".into()),
+            api_key: SecretSource::Env {
+                env: "TRUENAS_API_KEY".into(),
+            },
             username: None,
             transport: TransportChoice::Auto,
             tls: TlsConfig::default(),
@@ -172,15 +188,22 @@ impl Default for CircuitBreakerConfig {
     }
 }
 
-/// Where a secret comes from.
+/// Where a secret comes from: `{env: NAME}` or `{file: PATH}` (a map with exactly one of
+/// the two keys, in JSON and YAML alike).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(untagged, deny_unknown_fields)]
 pub enum SecretSource {
-    /// An environment variable (its name): `api_key: {env: TRUENAS_API_KEY}`.
-    Env(String),
+    /// An environment variable: `api_key: {env: TRUENAS_API_KEY}`.
+    Env {
+        /// The variable's name.
+        env: String,
+    },
     /// A file (e.g. a mounted Kubernetes Secret; surrounding whitespace is trimmed):
     /// `api_key: {file: /run/secrets/truenas-api-key}`.
-    File(PathBuf),
+    File {
+        /// The file.
+        file: PathBuf,
+    },
 }
 
 /// Why a secret could not be loaded.
@@ -207,11 +230,11 @@ impl SecretSource {
     /// Reads the secret.
     pub fn load(&self) -> Result<ApiKey, SecretError> {
         let (raw, from) = match self {
-            SecretSource::Env(env) => (
+            SecretSource::Env { env } => (
                 std::env::var(env).map_err(|_| SecretError::MissingEnv(env.clone()))?,
                 format!("${env}"),
             ),
-            SecretSource::File(file) => (
+            SecretSource::File { file } => (
                 std::fs::read_to_string(file).map_err(|source| SecretError::File {
                     path: file.clone(),
                     source,
@@ -300,11 +323,39 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("config.rs");
+        let yaml: String = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```yaml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| {
+                format!(
+                    "{}\n",
+                    l.trim_start_matches("//!").strip_prefix(' ').unwrap_or("")
+                )
+            })
+            .collect();
+        let c: TrueNasConfig = serde_norway::from_str(&yaml).unwrap();
+        assert_eq!(c.instance, "nas01");
+        assert_eq!(
+            c.api_key,
+            SecretSource::File {
+                file: "/run/secrets/truenas/api-key".into()
+            }
+        );
+        assert_eq!(c.username.as_deref(), Some("svc-ktd"));
+        assert_eq!(c.timeouts.call, Duration::from_secs(55));
+        assert_eq!(c.circuit_breaker, CircuitBreakerConfig::default());
+    }
+
+    #[test]
     fn secret_from_file_is_trimmed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("key");
         std::fs::write(&path, "  1-xyz\n").unwrap();
-        let key = SecretSource::File(path).load().unwrap();
+        let key = SecretSource::File { file: path }.load().unwrap();
         assert_eq!(key.expose(), "1-xyz");
     }
 }

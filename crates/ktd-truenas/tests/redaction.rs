@@ -48,7 +48,7 @@ async fn the_api_key_never_reaches_logs_or_debug_output() {
         let path = dir.path().join("api-key");
         std::fs::write(&path, format!("{}\n", sim.key.expose())).unwrap();
         let mut config = config(&sim.server.url(), transport);
-        config.api_key = SecretSource::File(path);
+        config.api_key = SecretSource::File { file: path };
         let client = bounded("connect", TrueNasClient::connect(config.clone()))
             .await
             .unwrap();
