@@ -196,7 +196,7 @@ async fn circuit_breaker_opens_after_n_failures_and_recovers() {
         let sim = start(world(Personality::V25_10).nas).await;
         let mut config = config(&sim.server.url(), transport);
         config.circuit_breaker.failure_threshold = 3;
-        config.circuit_breaker.cool_down = Duration::from_millis(500);
+        config.circuit_breaker.cool_down = Duration::from_secs(2);
         let mut poller = Poller::new(
             connect_with(&sim, config).await,
             INSTANCE,
@@ -224,7 +224,7 @@ async fn circuit_breaker_opens_after_n_failures_and_recovers() {
             "{error}"
         );
         // After the cool-down a probe goes through and the breaker closes.
-        tokio::time::sleep(Duration::from_millis(600)).await;
+        tokio::time::sleep(Duration::from_millis(2100)).await;
         assert_eq!(poller.client().breaker_state(), BreakerState::HalfOpen);
         let healed = poll(&mut poller).await;
         assert_eq!(completed(&healed).0, 2, "{transport:?}");
@@ -244,7 +244,7 @@ async fn random_faults_never_leave_half_a_diff_and_converge() {
         let w = world(personality);
         let sim = start(w.nas.clone()).await;
         let mut config = config(&sim.server.url(), transport);
-        config.timeouts.call = Duration::from_millis(500);
+        config.timeouts.call = Duration::from_secs(1);
         config.retry.max_attempts = 2;
         let mut poller = Poller::new(
             connect_with(&sim, config).await,
