@@ -136,6 +136,10 @@ pub enum Event {
         duration_ms: u64,
         /// Counts of what was seen.
         counts: PollCounts,
+        /// Objects the poll could not read (method, name or id, and why). Their previous
+        /// state stands and nothing of their kind was removed by this poll.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        rejected: Vec<String>,
     },
     /// A poll failed. The previous state stands but is not confirmed.
     PollFailed {

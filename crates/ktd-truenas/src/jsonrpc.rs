@@ -1,0 +1,399 @@
+//! JSON-RPC 2.0 over WebSocket (`/api/current`, 25.04+): one persistent authenticated
+//! connection, request ids, at most [`MAX_IN_FLIGHT`] calls in flight (the server allows
+//! 20), pings under nginx's 60 s idle timeout, reconnection on the next call after a drop.
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{Connector, connect_async_tls_with_config};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::config::{ApiKey, Timeouts};
+use crate::error::ClientError;
+
+/// Calls in flight on one connection (the middleware runs 10 and accepts 20).
+pub const MAX_IN_FLIGHT: usize = 10;
+
+type Reply = oneshot::Sender<Result<Value, ClientError>>;
+
+/// One open WebSocket.
+struct Conn {
+    out: mpsc::UnboundedSender<Message>,
+    pending: Mutex<HashMap<u64, Reply>>,
+    closed: CancellationToken,
+}
+
+impl Conn {
+    fn fail_all(&self, detail: &str) {
+        let pending: Vec<_> = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect();
+        for (_, reply) in pending {
+            let _ = reply.send(Err(ClientError::Connection {
+                method: "(pending call)".into(),
+                detail: detail.to_owned(),
+            }));
+        }
+    }
+}
+
+/// A JSON-RPC endpoint with its credentials.
+pub(crate) struct JsonRpc {
+    url: String,
+    key: ApiKey,
+    username: Option<String>,
+    connector: Option<Connector>,
+    timeouts: Timeouts,
+    conn: tokio::sync::Mutex<Option<Arc<Conn>>>,
+    slots: Semaphore,
+    next_id: AtomicU64,
+    /// Stops the connection tasks when the client goes away.
+    shutdown: CancellationToken,
+}
+
+impl Drop for JsonRpc {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Maps a JSON-RPC `error` object.
+pub(crate) fn rpc_error(method: &str, err: &Value) -> ClientError {
+    let code = err.get("code").and_then(Value::as_i64).unwrap_or(0);
+    let message = err
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("error");
+    let data = err.get("data");
+    let errname = data
+        .and_then(|d| d.get("errname"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let errno = data.and_then(|d| d.get("error")).and_then(Value::as_i64);
+    let reason = data
+        .and_then(|d| d.get("reason"))
+        .and_then(Value::as_str)
+        .unwrap_or(message);
+    let mut detail = format!("{reason} (JSON-RPC {code})");
+    if let Some(extra) = data.and_then(|d| d.get("extra")).filter(|e| !e.is_null()) {
+        detail.push_str(&format!(": {extra}"));
+    }
+    let method = method.to_owned();
+    match code {
+        -32601 => ClientError::method_not_found(&method),
+        -32000 => ClientError::Busy { method, detail },
+        -32603 => ClientError::Server { method, detail },
+        _ if errname == "ENOTAUTHENTICATED" || errno == Some(207) => {
+            ClientError::Unauthorized { detail }
+        }
+        _ if errname == "EACCES" || errno == Some(13) => ClientError::Forbidden { method, detail },
+        _ if errname == "EBUSY" || errno == Some(16) => ClientError::Busy { method, detail },
+        _ => ClientError::Call { method, detail },
+    }
+}
+
+impl JsonRpc {
+    /// An endpoint at `url` (`ws://host/api/current` or `wss://…`).
+    pub(crate) fn new(
+        url: String,
+        key: ApiKey,
+        username: Option<String>,
+        connector: Option<Connector>,
+        timeouts: Timeouts,
+    ) -> JsonRpc {
+        JsonRpc {
+            url,
+            key,
+            username,
+            connector,
+            timeouts,
+            conn: tokio::sync::Mutex::new(None),
+            slots: Semaphore::new(MAX_IN_FLIGHT),
+            next_id: AtomicU64::new(1),
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// The endpoint.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Calls `method`, connecting and logging in first when needed.
+    pub(crate) async fn call(&self, method: &str, params: &[Value]) -> Result<Value, ClientError> {
+        let conn = self.connection().await?;
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| ClientError::Connection {
+                method: method.into(),
+                detail: "client closed".into(),
+            })?;
+        let result = self.request(&conn, method, params).await;
+        if let Err(ClientError::Unauthorized { .. }) = &result {
+            // The session lost its login (expired, key revoked): log in afresh next time.
+            conn.closed.cancel();
+        }
+        result
+    }
+
+    /// Closes the connection (the next call reconnects).
+    pub(crate) async fn disconnect(&self) {
+        if let Some(c) = self.conn.lock().await.take() {
+            c.closed.cancel();
+        }
+    }
+
+    async fn request(
+        &self,
+        conn: &Arc<Conn>,
+        method: &str,
+        params: &[Value],
+    ) -> Result<Value, ClientError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        conn.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, tx);
+        let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        if conn.out.send(Message::text(msg.to_string())).is_err() || conn.closed.is_cancelled() {
+            conn.pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+            return Err(ClientError::Connection {
+                method: method.into(),
+                detail: "the WebSocket is closed".into(),
+            });
+        }
+        let timeout = self.timeouts.call;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(Ok(result))) => Ok(result),
+            Ok(Ok(Err(e))) => Err(e.with_method(method)),
+            Ok(Err(_)) => Err(ClientError::Connection {
+                method: method.into(),
+                detail: "the WebSocket closed before the answer".into(),
+            }),
+            Err(_) => {
+                conn.pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
+                // A hung call holds a server slot and may mean a dead peer: start afresh.
+                conn.closed.cancel();
+                Err(ClientError::Timeout {
+                    method: method.into(),
+                    timeout,
+                })
+            }
+        }
+    }
+
+    /// The open connection, or a new authenticated one.
+    async fn connection(&self) -> Result<Arc<Conn>, ClientError> {
+        let mut guard = self.conn.lock().await;
+        if let Some(c) = guard.as_ref()
+            && !c.closed.is_cancelled()
+        {
+            return Ok(c.clone());
+        }
+        *guard = None;
+        let conn = self.open().await?;
+        if let Err(e) = self.login(&conn).await {
+            conn.closed.cancel();
+            return Err(e);
+        }
+        *guard = Some(conn.clone());
+        Ok(conn)
+    }
+
+    async fn open(&self) -> Result<Arc<Conn>, ClientError> {
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(1 << 30))
+            .max_frame_size(None);
+        let connect =
+            connect_async_tls_with_config(&self.url, Some(config), true, self.connector.clone());
+        let (ws, _) = match tokio::time::timeout(self.timeouts.connect, connect).await {
+            Ok(Ok(ok)) => ok,
+            Ok(Err(e)) => {
+                return Err(ClientError::Connection {
+                    method: "connect".into(),
+                    detail: format!("WebSocket {}: {e}", self.url),
+                });
+            }
+            Err(_) => {
+                return Err(ClientError::Timeout {
+                    method: "connect".into(),
+                    timeout: self.timeouts.connect,
+                });
+            }
+        };
+        let (mut sink, mut stream) = ws.split();
+        let (out, mut rx) = mpsc::unbounded_channel::<Message>();
+        let closed = self.shutdown.child_token();
+        let conn = Arc::new(Conn {
+            out,
+            pending: Mutex::new(HashMap::new()),
+            closed: closed.clone(),
+        });
+        let ping_every = self.timeouts.ping_interval;
+        let writer_closed = closed.clone();
+        tokio::spawn(
+            async move {
+                let mut ping = tokio::time::interval(ping_every);
+                ping.tick().await;
+                loop {
+                    tokio::select! {
+                        () = writer_closed.cancelled() => break,
+                        msg = rx.recv() => match msg {
+                            Some(m) => if sink.send(m).await.is_err() { break },
+                            None => break,
+                        },
+                        _ = ping.tick() => {
+                            if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                writer_closed.cancel();
+                let _ = sink.send(Message::Close(None)).await;
+            }
+            .in_current_span(),
+        );
+        let reader = conn.clone();
+        tokio::spawn(
+            async move {
+                let why = loop {
+                    let msg = tokio::select! {
+                        () = reader.closed.cancelled() => break "the connection was closed",
+                        m = stream.next() => m,
+                    };
+                    match msg {
+                        Some(Ok(Message::Text(text))) => dispatch(&reader, text.as_str()),
+                        Some(Ok(Message::Close(_))) | None => break "TrueNAS closed the WebSocket",
+                        Some(Ok(_)) => {}
+                        Some(Err(_)) => break "the WebSocket failed",
+                    }
+                };
+                reader.closed.cancel();
+                reader.fail_all(why);
+                tracing::debug!(reason = why, "TrueNAS WebSocket closed");
+            }
+            .in_current_span(),
+        );
+        Ok(conn)
+    }
+
+    async fn login(&self, conn: &Arc<Conn>) -> Result<(), ClientError> {
+        if let Some(user) = &self.username {
+            let arg = json!({"mechanism": "API_KEY_PLAIN", "username": user,
+                "api_key": self.key.expose(), "login_options": {"user_info": false}});
+            match self.request(conn, "auth.login_ex", &[arg]).await {
+                Ok(v) => {
+                    let rt = v
+                        .get("response_type")
+                        .and_then(Value::as_str)
+                        .unwrap_or("(none)");
+                    return match rt {
+                        "SUCCESS" => Ok(()),
+                        "EXPIRED" => Err(ClientError::Unauthorized {
+                            detail: "auth.login_ex: EXPIRED (the key expired or was revoked)"
+                                .into(),
+                        }),
+                        other => Err(ClientError::Unauthorized {
+                            detail: format!("auth.login_ex: {other} for user {user}"),
+                        }),
+                    };
+                }
+                Err(e) if e.is_method_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let key = json!(self.key.expose());
+        match self
+            .request(conn, "auth.login_with_api_key", &[key])
+            .await?
+        {
+            Value::Bool(true) => Ok(()),
+            other => Err(ClientError::Unauthorized {
+                detail: format!("auth.login_with_api_key answered {other}"),
+            }),
+        }
+    }
+}
+
+/// Routes one server message to its pending call.
+fn dispatch(conn: &Conn, text: &str) {
+    let Ok(msg) = serde_json::from_str::<Value>(text) else {
+        tracing::warn!(
+            len = text.len(),
+            "TrueNAS sent a WebSocket message that is not JSON"
+        );
+        return;
+    };
+    let Some(id) = msg.get("id").and_then(Value::as_u64) else {
+        return; // a notification (collection_update, ...) or an error without id
+    };
+    let Some(reply) = conn
+        .pending
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&id)
+    else {
+        return; // answer to a call that timed out
+    };
+    let result = match (msg.get("result"), msg.get("error")) {
+        (_, Some(err)) if !err.is_null() => Err(rpc_error("", err)),
+        (Some(_), _) => match msg {
+            Value::Object(mut m) => Ok(m.remove("result").unwrap_or(Value::Null)),
+            _ => Ok(Value::Null),
+        },
+        _ => Err(ClientError::Malformed {
+            method: String::new(),
+            detail: "a JSON-RPC answer with neither result nor error".into(),
+        }),
+    };
+    let _ = reply.send(result);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(code: i64, errno: i64, errname: &str) -> Value {
+        json!({"code": code, "message": "Method call error",
+               "data": {"error": errno, "errname": errname, "reason": format!("[{errname}] x")}})
+    }
+
+    #[test]
+    fn errors_map_by_code_and_errno() {
+        let e = rpc_error("pool.query", &err(-32001, 207, "ENOTAUTHENTICATED"));
+        assert!(matches!(e, ClientError::Unauthorized { .. }));
+        let e = rpc_error("pool.query", &err(-32001, 13, "EACCES"));
+        assert!(matches!(e, ClientError::Forbidden { .. }));
+        assert!(e.to_string().contains("READONLY_ADMIN"), "{e}");
+        let e = rpc_error(
+            "",
+            &json!({"code": -32601, "message": "Method does not exist"}),
+        )
+        .with_method("zfs.snapshot.query");
+        assert!(e.is_method_not_found());
+        assert!(e.to_string().contains("pool.snapshot.query"), "{e}");
+        assert!(rpc_error("m", &err(-32000, 0, "")).retryable());
+        assert!(rpc_error("m", &err(-32001, 16, "EBUSY")).retryable());
+        assert!(rpc_error("m", &err(-32603, 14, "EFAULT")).retryable());
+        assert!(!rpc_error("m", &err(-32602, 22, "EINVAL")).retryable());
+    }
+}
