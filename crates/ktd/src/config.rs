@@ -10,6 +10,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Yaml};
 use ktd_kube::KubeSourceConfig;
 use ktd_log::jetstream::JetStreamConfig;
+use ktd_truenas::TrueNasConfig;
 use serde::Deserialize;
 
 /// Everything `ktd run` needs.
@@ -25,6 +26,10 @@ pub struct RunConfig {
     /// The Kubernetes cluster to watch (omit to watch none).
     #[serde(default)]
     pub kubernetes: Option<KubeSourceConfig>,
+    /// The TrueNAS system to poll (omit to poll none). Its API key comes from the
+    /// environment or a file named here, never from this file.
+    #[serde(default)]
+    pub truenas: Option<TrueNasConfig>,
     /// Seconds between `Tick` events (time thresholds fire on ticks).
     #[serde(default = "default_tick")]
     pub tick_seconds: u64,

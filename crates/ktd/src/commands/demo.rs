@@ -1,46 +1,54 @@
-//! `ktd demo`: a simulated world served on loopback, observed through the real wire
-//! protocols (Kubernetes list API, TrueNAS REST v2.0) and turned into ktd events.
+//! `ktd demo`: ktd's main job on the embedded default, against a simulated world.
 //!
-//! Until the ingest daemon lands, the demo reads each side once; it shows what ktd sees
-//! and which findings the world holds (its ground truth).
+//! A generated world (two clusters sharing one TrueNAS) is served on loopback by the fake
+//! kube-apiserver and the TrueNAS simulator; the same pipeline as `ktd run` — the
+//! Kubernetes source, the TrueNAS poller, ticks, the batching writer — ingests it into an
+//! embedded log in a temporary directory until both sides are completely observed. The
+//! demo then prints what the log holds and which findings the world contains.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ktd_model::normalize::{kube as nk, truenas as nt};
-use ktd_model::truenas::Share;
-use ktd_model::{Envelope, Event, KubeKind, SourceId, Timestamp, codec, content_digest};
+use futures::StreamExt;
+use ktd_kube::{KnownObjects, KubeSource, KubeSourceConfig};
+use ktd_log::embedded::RedbLog;
+use ktd_log::{EventLog, Stream};
+use ktd_model::{Event, KubeKind, Timestamp};
 use ktd_sim::serve::{Bind, SimServers};
 use ktd_sim::{GenerateOptions, Personality};
+use ktd_truenas::{Poller, PollerState, SecretSource, TrueNasClient, TrueNasConfig};
 use serde::Serialize;
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::DemoArgs;
+use crate::daemon::{BatchOptions, Ingest};
 use crate::output::{self, Format, Table};
 
-/// What the demo saw.
+/// What the demo's log holds.
 #[derive(Debug, Default, Serialize)]
 struct Report {
     cluster: String,
     truenas_version: String,
-    /// Objects observed per kind / method.
-    observed: BTreeMap<String, u64>,
-    /// Objects rejected by the normalizers, with the reason.
-    rejected: Vec<String>,
-    /// Events built from the observations.
+    /// Where the log was written.
+    log: String,
+    /// Events in the log per subject kind (`persistentvolume`, `dataset`, …).
+    events_by_subject: BTreeMap<String, u64>,
+    /// Events in the log per event type.
+    events_by_type: BTreeMap<String, u64>,
+    /// Total events appended.
     events: u64,
-    /// Their msgpack size.
-    encoded_bytes: u64,
+    /// Objects the sources could not read (named, with the reason).
+    rejected: Vec<String>,
+    /// Time until both sides were completely observed.
+    elapsed_ms: u128,
     /// Findings the world holds for this cluster, per kind.
     expected_findings: BTreeMap<String, usize>,
     /// False-positive traps in the world.
     traps: usize,
-    /// Wall time of the observation.
-    elapsed_ms: u128,
 }
 
 /// Runs the demo.
@@ -59,57 +67,108 @@ pub async fn run(args: DemoArgs, format: Format) -> anyhow::Result<ExitCode> {
         faults: true,
     });
     let truth = world.truth.clone();
-    let shutdown = CancellationToken::new();
-    let servers = SimServers::start(world, Bind::default(), shutdown.clone())
+    let sim_shutdown = CancellationToken::new();
+    let servers = SimServers::start(world, Bind::default(), sim_shutdown.clone())
         .await
         .context("cannot start the simulated servers on loopback")?;
-    let (cluster, kube) = servers
-        .clusters
-        .first()
-        .context("the generated world has no cluster")?;
-    let api_key = servers
-        .api_key
-        .clone()
-        .context("the generated world has no API key")?;
+    let (cluster, kube) = servers.clusters.first().context("the world has no cluster")?;
+    let api_key = servers.api_key.clone().context("the world has no API key")?;
+
+    // The API key goes where a real deployment keeps it: a file only ktd reads.
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let key_file = dir.path().join("truenas-api-key");
+    std::fs::write(&key_file, &api_key)?;
+    let log_path = dir.path().join("events.redb");
+    let log = Arc::new(RedbLog::open(&log_path).await?);
+
+    let kube_cfg = KubeSourceConfig {
+        instance: cluster.clone(),
+        url: Some(kube.url()),
+        ..KubeSourceConfig::default()
+    };
+    let nas_cfg = TrueNasConfig {
+        instance: "nas".into(),
+        url: servers.truenas.url(),
+        api_key: SecretSource::File { file: key_file },
+        username: Some("truenas_admin".into()),
+        poll_interval: Duration::from_secs(5),
+        ..TrueNasConfig::default()
+    };
 
     let started = Instant::now();
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()?;
+    let shutdown = CancellationToken::new();
+    let ingest = Ingest::new(log.clone(), shutdown.clone());
+    let client = kube_cfg.client().await?;
+    ingest.source(
+        "kubernetes",
+        KubeSource::new(client, kube_cfg.clone())
+            .known(KnownObjects::new(cluster.clone()))
+            .stream(),
+    );
+    let nas = TrueNasClient::connect(nas_cfg.clone())
+        .await
+        .context("cannot connect to the TrueNAS simulator")?;
+    let poller = Poller::new(nas, nas_cfg.instance.clone(), PollerState::rebuild("nas", std::iter::empty()));
+    ingest.source("truenas", poller.stream(shutdown.clone()).flat_map(futures::stream::iter));
+    ingest.ticks("demo".into(), Duration::from_secs(1));
+    let writer = tokio::spawn(ingest.run(BatchOptions::default(), CancellationToken::new()));
+
+    // Follow the log until every kind has synced and a poll has completed.
+    let mut follow = log.tail(Stream::Observations, 1);
+    let mut synced = BTreeSet::new();
+    let mut polled = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while synced.len() < KubeKind::ALL.len() || !polled {
+        let next = tokio::time::timeout_at(deadline, follow.next())
+            .await
+            .context("the sources did not finish their first full observation within 2 minutes")?;
+        let Some(record) = next else { break };
+        match record?.map(|e| e.event) {
+            Ok(Event::SyncCompleted { kind, .. }) => {
+                synced.insert(kind);
+            }
+            Ok(Event::PollCompleted { .. }) => polled = true,
+            Ok(Event::PollFailed { error, .. }) => eprintln!("warning: poll failed: {error}"),
+            _ => {}
+        }
+    }
+    let elapsed = started.elapsed();
+    shutdown.cancel();
+    let stats = writer.await??;
+
     let mut report = Report {
         cluster: cluster.clone(),
         truenas_version: personality.version_string().to_owned(),
+        log: log_path.display().to_string(),
+        events: stats.appended,
+        elapsed_ms: elapsed.as_millis(),
+        traps: truth.traps.len(),
         ..Report::default()
     };
-    let mut events = Vec::new();
-    let now = Timestamp::now();
-    observe_kubernetes(&http, &kube.url(), cluster, now, &mut report, &mut events).await?;
-    observe_truenas(
-        &http,
-        &servers.truenas.url(),
-        &api_key,
-        personality,
-        now,
-        &mut report,
-        &mut events,
-    )
-    .await?;
-    report.elapsed_ms = started.elapsed().as_millis();
-    report.events = events.len() as u64;
-    for env in &events {
-        report.encoded_bytes += codec::encode(env)?.len() as u64;
+    let mut next = 1;
+    loop {
+        let page = log.read(Stream::Observations, next, 10_000).await?;
+        let Some(last) = page.last() else { break };
+        next = ktd_log::record_seq(last) + 1;
+        for env in page.into_iter().flatten() {
+            let token = env.subject.rsplit('.').next().unwrap_or_default().to_owned();
+            *report.events_by_subject.entry(token).or_default() += 1;
+            *report.events_by_type.entry(env.event.type_name().to_owned()).or_default() += 1;
+            match &env.event {
+                Event::ObjectRejected { kind, key, error } => report.rejected.push(match key {
+                    Some(key) => format!("{kind} {key}: {error}"),
+                    None => format!("{kind}: {error}"),
+                }),
+                Event::PollCompleted { rejected, .. } => report.rejected.extend(rejected.iter().cloned()),
+                _ => {}
+            }
+        }
     }
     for f in truth.findings.iter().filter(|f| &f.cluster == cluster) {
-        *report
-            .expected_findings
-            .entry(f.kind.as_str().to_owned())
-            .or_default() += 1;
+        *report.expected_findings.entry(f.kind.as_str().to_owned()).or_default() += 1;
     }
-    report.traps = truth.traps.len();
 
-    output::print(format, &report, |out| {
-        print_report(out, &report, kube.url(), servers.truenas.url())
-    })?;
+    output::print(format, &report, |out| print_report(out, &report, kube.url(), servers.truenas.url()))?;
 
     if args.serve {
         eprintln!(
@@ -117,218 +176,36 @@ pub async fn run(args: DemoArgs, format: Format) -> anyhow::Result<ExitCode> {
             kube.url(),
             servers.truenas.url()
         );
-        tokio::signal::ctrl_c().await?;
+        super::run::wait_for_signal().await;
     }
-    shutdown.cancel();
+    sim_shutdown.cancel();
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_report(
-    out: &mut dyn Write,
-    r: &Report,
-    kube_url: String,
-    nas_url: String,
-) -> std::io::Result<()> {
+fn print_report(out: &mut dyn Write, r: &Report, kube_url: String, nas_url: String) -> std::io::Result<()> {
     writeln!(out, "Simulated world served on loopback:")?;
     writeln!(out, "  Kubernetes cluster {:<10} {kube_url}", r.cluster)?;
     writeln!(out, "  {:<29} {nas_url}", r.truenas_version)?;
     writeln!(out)?;
     writeln!(
         out,
-        "Observed through the real protocols and normalized into ktd's model:"
+        "ktd ingested both sides into an embedded log in {} ms: {} events.",
+        r.elapsed_ms, r.events
     )?;
-    let mut t = Table::new(["RESOURCE", "OBSERVED"]);
-    for (what, n) in &r.observed {
+    let mut t = Table::new(["SUBJECT", "EVENTS"]);
+    for (what, n) in &r.events_by_subject {
         t.row([what.clone(), n.to_string()]);
     }
     t.write(&mut *out)?;
-    writeln!(
-        out,
-        "\n{} events ({} KiB msgpack) in {} ms; {} objects rejected.",
-        r.events,
-        r.encoded_bytes / 1024,
-        r.elapsed_ms,
-        r.rejected.len()
-    )?;
+    writeln!(out, "{} objects could not be read.", r.rejected.len())?;
     for reason in &r.rejected {
         writeln!(out, "  rejected: {reason}")?;
     }
-    writeln!(
-        out,
-        "\nFindings this world holds for cluster {} (its ground truth):",
-        r.cluster
-    )?;
+    writeln!(out, "\nFindings this world holds for cluster {} (its ground truth):", r.cluster)?;
     let mut t = Table::new(["KIND", "COUNT"]);
     for (kind, n) in &r.expected_findings {
         t.row([kind.clone(), n.to_string()]);
     }
     t.write(&mut *out)?;
-    writeln!(
-        out,
-        "plus {} false-positive traps that must not be reported.",
-        r.traps
-    )
-}
-
-fn collection_path(kind: KubeKind) -> String {
-    if kind.group().is_empty() {
-        format!("/api/{}/{}", kind.version(), kind.plural())
-    } else {
-        format!(
-            "/apis/{}/{}/{}",
-            kind.group(),
-            kind.version(),
-            kind.plural()
-        )
-    }
-}
-
-async fn observe_kubernetes(
-    http: &reqwest::Client,
-    url: &str,
-    cluster: &str,
-    now: Timestamp,
-    report: &mut Report,
-    events: &mut Vec<Envelope>,
-) -> anyhow::Result<()> {
-    let source = SourceId::kubernetes(cluster);
-    for kind in KubeKind::ALL {
-        let mut next: Option<String> = None;
-        loop {
-            let mut req = http
-                .get(format!("{url}{}", collection_path(*kind)))
-                .query(&[("limit", "500")]);
-            if let Some(token) = &next {
-                req = req.query(&[("continue", token.as_str())]);
-            }
-            let body = req.send().await?.error_for_status()?.bytes().await?;
-            let page: Value = serde_json::from_slice(&body)?;
-            next = page
-                .pointer("/metadata/continue")
-                .and_then(Value::as_str)
-                .filter(|c| !c.is_empty())
-                .map(str::to_owned);
-            nk::read_list(body.as_ref(), |r| match r {
-                Ok(object) => {
-                    *report
-                        .observed
-                        .entry(format!("kubernetes {kind}"))
-                        .or_default() += 1;
-                    let rv = object.meta().resource_version.clone();
-                    events.push(Envelope::new(
-                        source.clone(),
-                        now,
-                        Event::ObjectApplied { object },
-                        rv.as_bytes(),
-                    ));
-                }
-                Err(e) => report.rejected.push(e.to_string()),
-            })?;
-            if next.is_none() {
-                break;
-            }
-        }
-    }
-    Ok(())
-}
-
-async fn observe_truenas(
-    http: &reqwest::Client,
-    url: &str,
-    api_key: &str,
-    personality: Personality,
-    now: Timestamp,
-    report: &mut Report,
-    events: &mut Vec<Envelope>,
-) -> anyhow::Result<()> {
-    let source = SourceId::truenas("nas");
-    let get = |path: String| {
-        let req = http
-            .get(format!("{url}/api/v2.0{path}"))
-            .bearer_auth(api_key);
-        async move {
-            let resp = req.send().await?;
-            let status = resp.status();
-            let body = resp.bytes().await?;
-            if !status.is_success() {
-                anyhow::bail!(
-                    "TrueNAS answered {status} for {path}: {}",
-                    String::from_utf8_lossy(&body)
-                );
-            }
-            Ok::<_, anyhow::Error>(body)
-        }
-    };
-    let mut observe = |what: &str, event: Event, report: &mut Report| {
-        *report
-            .observed
-            .entry(format!("truenas {what}"))
-            .or_default() += 1;
-        let digest = content_digest(&event);
-        events.push(Envelope::new(source.clone(), now, event, &digest));
-    };
-
-    let pools: Value = serde_json::from_slice(&get("/pool".into()).await?)?;
-    for r in nt::each(&pools, "pool.query", nt::pool)? {
-        match r {
-            Ok(pool) => observe("pool", Event::PoolObserved { pool }, report),
-            Err(e) => report.rejected.push(e.to_string()),
-        }
-    }
-    let datasets = get("/pool/dataset?extra.flat=false".into()).await?;
-    let mut found = Vec::new();
-    nt::read_datasets(datasets.as_ref(), |r| found.push(r))?;
-    for r in found {
-        match r {
-            Ok(dataset) => observe("dataset", Event::DatasetObserved { dataset }, report),
-            Err(e) => report.rejected.push(e.to_string()),
-        }
-    }
-    let snapshot_path = if personality >= Personality::V25_10 {
-        "/pool/snapshot"
-    } else {
-        "/zfs/snapshot"
-    };
-    let snapshots = get(snapshot_path.into()).await?;
-    let mut found = Vec::new();
-    nt::read_snapshots(snapshots.as_ref(), |r| found.push(r))?;
-    for r in found {
-        match r {
-            Ok(snapshot) => observe("snapshot", Event::SnapshotObserved { snapshot }, report),
-            Err(e) => report.rejected.push(e.to_string()),
-        }
-    }
-    type Normalizer = fn(&Value) -> Result<Share, ktd_model::normalize::NormalizeError>;
-    let shares: [(&str, &str, Normalizer); 5] = [
-        ("/sharing/nfs", "nfs share", |v| {
-            nt::nfs_share(v).map(Share::Nfs)
-        }),
-        ("/sharing/smb", "smb share", |v| {
-            nt::smb_share(v).map(Share::Smb)
-        }),
-        ("/iscsi/target", "iscsi target", |v| {
-            nt::iscsi_target(v).map(Share::IscsiTarget)
-        }),
-        ("/iscsi/extent", "iscsi extent", |v| {
-            nt::iscsi_extent(v).map(Share::IscsiExtent)
-        }),
-        ("/iscsi/targetextent", "iscsi targetextent", |v| {
-            nt::iscsi_targetextent(v).map(Share::IscsiTargetExtent)
-        }),
-    ];
-    for (path, what, normalize) in shares {
-        let list: Value = serde_json::from_slice(&get(path.into()).await?)?;
-        for r in nt::each(&list, path, normalize)? {
-            match r {
-                Ok(share) => observe(what, Event::ShareObserved { share }, report),
-                Err(e) => report.rejected.push(e.to_string()),
-            }
-        }
-    }
-    let info: Value = serde_json::from_slice(&get("/system/info".into()).await?)?;
-    let global: Value = serde_json::from_slice(&get("/iscsi/global".into()).await?)?;
-    let services: Value = serde_json::from_slice(&get("/service".into()).await?)?;
-    let system = nt::system_info(&info, Some(&global), Some(&services))?;
-    observe("system", Event::SystemObserved { system }, report);
-    Ok(())
+    writeln!(out, "plus {} false-positive traps that must not be reported.", r.traps)
 }

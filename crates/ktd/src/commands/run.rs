@@ -8,6 +8,8 @@ use ktd_kube::{KnownObjects, KubeSource};
 use ktd_log::EventLog;
 use ktd_log::embedded::RedbLog;
 use ktd_log::jetstream::JetStreamLog;
+use ktd_truenas::{Poller, PollerState, TrueNasClient, TrueNasConfig};
+use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{LogConfig, RunConfig};
@@ -61,6 +63,12 @@ async fn run_with<L: EventLog>(
         );
         tracing::info!(instance = %kube.instance, "watching Kubernetes");
     }
+    if let Some(nas) = &cfg.truenas {
+        let mut state = PollerState::rebuild(&nas.instance, std::iter::empty());
+        daemon::replay_observations(&*log, |env| state.apply(env)).await?;
+        ingest.source("truenas", truenas_source(nas.clone(), state, shutdown.clone()));
+        tracing::info!(instance = %nas.instance, url = %nas.url, "polling TrueNAS");
+    }
     ingest.ticks(cfg.instance.clone(), cfg.tick_interval());
     eprintln!("ktd run: ingesting; Ctrl-C to stop");
     match ingest.run(BatchOptions::default(), abort).await {
@@ -75,6 +83,43 @@ async fn run_with<L: EventLog>(
             "the event log refused a write; nothing of the failed batch was stored, and it will be observed again on the next start",
         )),
     }
+}
+
+/// Connects (retrying while TrueNAS is unreachable: ktd may start before its NAS), then
+/// polls every `poll_interval`.
+fn truenas_source(
+    config: TrueNasConfig,
+    state: PollerState,
+    shutdown: CancellationToken,
+) -> impl futures::Stream<Item = ktd_model::Envelope> + Send + 'static {
+    let stop = shutdown.clone();
+    let connect = async move {
+        let mut backoff = std::time::Duration::from_secs(1);
+        loop {
+            match TrueNasClient::connect(config.clone()).await {
+                Ok(client) => return Some((client, config, state)),
+                Err(e) if e.retryable() => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "cannot reach TrueNAS yet");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = shutdown.cancelled() => return None,
+                    }
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(60));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "TrueNAS refused ktd; not polling it (fix the configuration and restart)");
+                    eprintln!("ktd run: TrueNAS: {e}");
+                    return None;
+                }
+            }
+        }
+    };
+    futures::stream::once(connect)
+        .filter_map(|x| async move { x })
+        .flat_map(move |(client, config, state)| {
+            Poller::new(client, config.instance.clone(), state).stream(stop.clone())
+        })
+        .flat_map(futures::stream::iter)
 }
 
 /// First SIGINT/SIGTERM: graceful shutdown. Second: stop retrying. Third: exit now.
