@@ -175,14 +175,22 @@ fn cpu_seconds() -> f64 {
     fields.iter().sum::<f64>() / 100.0
 }
 
+/// Resets this process's peak RSS (`VmHWM`) to its current RSS (Linux `clear_refs` 5).
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 /// Appends everything in batches (owned batches are prepared before the clock starts, as a
 /// source hands over its events); returns (elapsed, CPU seconds, appended, duplicates).
+/// Prints the RSS before and the peak RSS during the ingest.
 async fn ingest(
     log: &impl EventLog,
     events: &[Envelope],
     batch: usize,
 ) -> (Duration, f64, u64, u64) {
     let batches: Vec<Vec<Envelope>> = events.chunks(batch).map(<[Envelope]>::to_vec).collect();
+    reset_peak();
+    let (_, before) = memory("self");
     let cpu0 = cpu_seconds();
     let t0 = Instant::now();
     let (mut appended, mut duplicates) = (0, 0);
@@ -194,7 +202,13 @@ async fn ingest(
         appended += out.appended;
         duplicates += out.duplicates;
     }
-    (t0.elapsed(), cpu_seconds() - cpu0, appended, duplicates)
+    let result = (t0.elapsed(), cpu_seconds() - cpu0, appended, duplicates);
+    let (peak, _) = memory("self");
+    println!(
+        "          RSS before {before:.0} MiB (events and their batch copies in memory), peak during \
+         ingest {peak:.0} MiB"
+    );
+    result
 }
 
 fn report(

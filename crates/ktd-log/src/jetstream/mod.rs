@@ -24,7 +24,9 @@
 //!   and `find` is one lookup; the index is exact for events appended through this type
 //!   (a crash between an ack and its index entry is repaired by the retry of the batch,
 //!   which rewrites the entries), at the price of one more publish per event (about half
-//!   the ingest rate) and server memory per id.
+//!   the ingest rate) and server memory per id. An event re-appended after the duplicate
+//!   window gets a new sequence, and the index then points to that one, where the scan
+//!   finds the first.
 //! - **A batch is not atomic**: a failure may leave a prefix of it stored. Retry the same
 //!   batch; the stored part de-duplicates.
 //! - **Durability**: an ack means the server stored the message; it is on disk after the
