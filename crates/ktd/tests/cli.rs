@@ -227,7 +227,7 @@ fn sim_serve_answers_kubectl_and_truenas_clients_and_stops_on_sigterm() {
 }
 
 #[test]
-fn demo_observes_both_sides_and_reports_every_kind_of_finding_the_world_holds() {
+fn demo_ingests_both_sides_into_the_log_and_reports_every_kind_of_finding_the_world_holds() {
     for version in ["22.12", "25.10"] {
         let out = ktd()
             .args(["demo", "-o", "json", "--truenas-version", version])
@@ -241,18 +241,25 @@ fn demo_observes_both_sides_and_reports_every_kind_of_finding_the_world_holds() 
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(report["rejected"].as_array().unwrap().len(), 0, "{report}");
         for what in [
-            "kubernetes PersistentVolume",
-            "kubernetes VolumeSnapshotContent",
-            "truenas dataset",
-            "truenas snapshot",
-            "truenas nfs share",
-            "truenas iscsi extent",
+            "persistentvolume",
+            "volumesnapshotcontent",
+            "dataset",
+            "snapshot",
+            "nfs-share",
+            "iscsi-extent",
+            "poll",
+            "tick",
         ] {
             assert!(
-                report["observed"][what].as_u64().unwrap() > 0,
-                "{version}: {what}"
+                report["events_by_subject"][what].as_u64().unwrap_or(0) > 0,
+                "{version}: no {what} events in the log: {report}"
             );
         }
+        assert_eq!(
+            report["events_by_type"]["SyncCompleted"], 12,
+            "{version}: every kind synced once"
+        );
+        assert_eq!(report["events_by_type"]["PollCompleted"], 1, "{version}");
         for kind in FindingKind::ALL {
             assert!(
                 report["expected_findings"][kind.as_str()]

@@ -71,8 +71,14 @@ pub async fn run(args: DemoArgs, format: Format) -> anyhow::Result<ExitCode> {
     let servers = SimServers::start(world, Bind::default(), sim_shutdown.clone())
         .await
         .context("cannot start the simulated servers on loopback")?;
-    let (cluster, kube) = servers.clusters.first().context("the world has no cluster")?;
-    let api_key = servers.api_key.clone().context("the world has no API key")?;
+    let (cluster, kube) = servers
+        .clusters
+        .first()
+        .context("the world has no cluster")?;
+    let api_key = servers
+        .api_key
+        .clone()
+        .context("the world has no API key")?;
 
     // The API key goes where a real deployment keeps it: a file only ktd reads.
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
@@ -108,8 +114,17 @@ pub async fn run(args: DemoArgs, format: Format) -> anyhow::Result<ExitCode> {
     let nas = TrueNasClient::connect(nas_cfg.clone())
         .await
         .context("cannot connect to the TrueNAS simulator")?;
-    let poller = Poller::new(nas, nas_cfg.instance.clone(), PollerState::rebuild("nas", std::iter::empty()));
-    ingest.source("truenas", poller.stream(shutdown.clone()).flat_map(futures::stream::iter));
+    let poller = Poller::new(
+        nas,
+        nas_cfg.instance.clone(),
+        PollerState::rebuild("nas", std::iter::empty()),
+    );
+    ingest.source(
+        "truenas",
+        poller
+            .stream(shutdown.clone())
+            .flat_map(futures::stream::iter),
+    );
     ingest.ticks("demo".into(), Duration::from_secs(1));
     let writer = tokio::spawn(ingest.run(BatchOptions::default(), CancellationToken::new()));
 
@@ -151,24 +166,39 @@ pub async fn run(args: DemoArgs, format: Format) -> anyhow::Result<ExitCode> {
         let Some(last) = page.last() else { break };
         next = ktd_log::record_seq(last) + 1;
         for env in page.into_iter().flatten() {
-            let token = env.subject.rsplit('.').next().unwrap_or_default().to_owned();
+            let token = env
+                .subject
+                .rsplit('.')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
             *report.events_by_subject.entry(token).or_default() += 1;
-            *report.events_by_type.entry(env.event.type_name().to_owned()).or_default() += 1;
+            *report
+                .events_by_type
+                .entry(env.event.type_name().to_owned())
+                .or_default() += 1;
             match &env.event {
                 Event::ObjectRejected { kind, key, error } => report.rejected.push(match key {
                     Some(key) => format!("{kind} {key}: {error}"),
                     None => format!("{kind}: {error}"),
                 }),
-                Event::PollCompleted { rejected, .. } => report.rejected.extend(rejected.iter().cloned()),
+                Event::PollCompleted { rejected, .. } => {
+                    report.rejected.extend(rejected.iter().cloned())
+                }
                 _ => {}
             }
         }
     }
     for f in truth.findings.iter().filter(|f| &f.cluster == cluster) {
-        *report.expected_findings.entry(f.kind.as_str().to_owned()).or_default() += 1;
+        *report
+            .expected_findings
+            .entry(f.kind.as_str().to_owned())
+            .or_default() += 1;
     }
 
-    output::print(format, &report, |out| print_report(out, &report, kube.url(), servers.truenas.url()))?;
+    output::print(format, &report, |out| {
+        print_report(out, &report, kube.url(), servers.truenas.url())
+    })?;
 
     if args.serve {
         eprintln!(
@@ -182,7 +212,12 @@ pub async fn run(args: DemoArgs, format: Format) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_report(out: &mut dyn Write, r: &Report, kube_url: String, nas_url: String) -> std::io::Result<()> {
+fn print_report(
+    out: &mut dyn Write,
+    r: &Report,
+    kube_url: String,
+    nas_url: String,
+) -> std::io::Result<()> {
     writeln!(out, "Simulated world served on loopback:")?;
     writeln!(out, "  Kubernetes cluster {:<10} {kube_url}", r.cluster)?;
     writeln!(out, "  {:<29} {nas_url}", r.truenas_version)?;
@@ -201,11 +236,19 @@ fn print_report(out: &mut dyn Write, r: &Report, kube_url: String, nas_url: Stri
     for reason in &r.rejected {
         writeln!(out, "  rejected: {reason}")?;
     }
-    writeln!(out, "\nFindings this world holds for cluster {} (its ground truth):", r.cluster)?;
+    writeln!(
+        out,
+        "\nFindings this world holds for cluster {} (its ground truth):",
+        r.cluster
+    )?;
     let mut t = Table::new(["KIND", "COUNT"]);
     for (kind, n) in &r.expected_findings {
         t.row([kind.clone(), n.to_string()]);
     }
     t.write(&mut *out)?;
-    writeln!(out, "plus {} false-positive traps that must not be reported.", r.traps)
+    writeln!(
+        out,
+        "plus {} false-positive traps that must not be reported.",
+        r.traps
+    )
 }

@@ -4,12 +4,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use futures::StreamExt;
 use ktd_kube::{KnownObjects, KubeSource};
 use ktd_log::EventLog;
 use ktd_log::embedded::RedbLog;
 use ktd_log::jetstream::JetStreamLog;
 use ktd_truenas::{Poller, PollerState, TrueNasClient, TrueNasConfig};
-use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{LogConfig, RunConfig};
@@ -66,7 +66,10 @@ async fn run_with<L: EventLog>(
     if let Some(nas) = &cfg.truenas {
         let mut state = PollerState::rebuild(&nas.instance, std::iter::empty());
         daemon::replay_observations(&*log, |env| state.apply(env)).await?;
-        ingest.source("truenas", truenas_source(nas.clone(), state, shutdown.clone()));
+        ingest.source(
+            "truenas",
+            truenas_source(nas.clone(), state, shutdown.clone()),
+        );
         tracing::info!(instance = %nas.instance, url = %nas.url, "polling TrueNAS");
     }
     ingest.ticks(cfg.instance.clone(), cfg.tick_interval());
