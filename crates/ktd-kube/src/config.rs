@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(295);
 
 /// What the Kubernetes source watches, and how it reaches the apiserver.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct KubeSourceConfig {
     /// Name of this cluster in ktd (the `instance` of `SourceId::kubernetes`, part of every
@@ -32,6 +32,7 @@ pub struct KubeSourceConfig {
     /// Kinds to watch, by kind (`CSIDriver`), plural (`persistentvolumes`) or short name
     /// (`pv`, `pvc`, `vs`, …). Default: all twelve (`KubeKind::ALL`).
     #[serde(with = "kind_names")]
+    #[schemars(with = "Vec<String>")]
     pub kinds: Vec<KubeKind>,
     /// Which Pods to watch (the CSI driver's).
     pub pods: PodSelection,
@@ -72,7 +73,7 @@ mod kind_names {
 }
 
 /// Which Pods the source watches: democratic-csi's controller and node pods by default.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PodSelection {
     /// Only Pods in this namespace. Default: every namespace.
@@ -100,7 +101,7 @@ impl Default for PodSelection {
 /// Field selectors cannot express "kind is one of …", so `involved_kinds` and `reasons` are
 /// applied by the source after receipt (other Events are read and dropped, never stored);
 /// `field_selector` is applied by the apiserver. With both lists empty every Event is kept.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct EventSelection {
     /// Only Events in this namespace. Default: every namespace.

@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// One TrueNAS system to observe.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrueNasConfig {
     /// Source instance name: part of every event id and NATS subject (`nas01`).
@@ -48,6 +48,7 @@ pub struct TrueNasConfig {
     pub timeouts: Timeouts,
     /// Time between two polls (default 60 s).
     #[serde(with = "duration_ms")]
+    #[schemars(with = "u64")]
     pub poll_interval: Duration,
     /// Emit `UsageSampled` (space figures of datasets whose figures moved) every this many
     /// polls (default 5; 1 = every poll). Space figures alone never produce
@@ -85,7 +86,9 @@ impl Default for TrueNasConfig {
 }
 
 /// Which API the client speaks.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum TransportChoice {
     /// JSON-RPC 2.0 when `/api/versions` answers (25.04+), REST v2.0 otherwise.
@@ -98,7 +101,7 @@ pub enum TransportChoice {
 }
 
 /// TLS settings.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     /// Verify the server certificate (default true). Turning it off lets anyone on the path
@@ -118,17 +121,20 @@ impl Default for TlsConfig {
 }
 
 /// Timeouts.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Timeouts {
     /// TCP + TLS + WebSocket handshake (default 10 s).
     #[serde(with = "duration_ms")]
+    #[schemars(with = "u64")]
     pub connect: Duration,
     /// One API call (default 55 s: under nginx's 60 s proxy timeout, which answers 504).
     #[serde(with = "duration_ms")]
+    #[schemars(with = "u64")]
     pub call: Duration,
     /// WebSocket ping interval, keeping idle connections open through nginx (default 20 s).
     #[serde(with = "duration_ms")]
+    #[schemars(with = "u64")]
     pub ping_interval: Duration,
 }
 
@@ -143,16 +149,18 @@ impl Default for Timeouts {
 }
 
 /// Retries with exponential backoff and full jitter, for retryable errors only.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryConfig {
     /// Attempts per call, the first included (default 3; 1 = no retry).
     pub max_attempts: u32,
     /// First backoff (default 500 ms); doubles per attempt.
     #[serde(with = "duration_ms")]
+    #[schemars(with = "u64")]
     pub initial_backoff: Duration,
     /// Backoff ceiling (default 10 s).
     #[serde(with = "duration_ms")]
+    #[schemars(with = "u64")]
     pub max_backoff: Duration,
 }
 
@@ -168,7 +176,7 @@ impl Default for RetryConfig {
 
 /// Circuit breaker: after `failure_threshold` consecutive failed calls the client stops
 /// calling for `cool_down`, then lets one probe call through.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CircuitBreakerConfig {
     /// Consecutive failed attempts (retries included; only retryable failures count:
@@ -176,6 +184,7 @@ pub struct CircuitBreakerConfig {
     pub failure_threshold: u32,
     /// How long the circuit stays open before a probe (default 60 s).
     #[serde(with = "duration_ms")]
+    #[schemars(with = "u64")]
     pub cool_down: Duration,
 }
 
@@ -190,7 +199,7 @@ impl Default for CircuitBreakerConfig {
 
 /// Where a secret comes from: `{env: NAME}` or `{file: PATH}` (a map with exactly one of
 /// the two keys, in JSON and YAML alike).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged, deny_unknown_fields)]
 pub enum SecretSource {
     /// An environment variable: `api_key: {env: TRUENAS_API_KEY}`.

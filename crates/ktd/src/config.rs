@@ -14,7 +14,7 @@ use ktd_truenas::TrueNasConfig;
 use serde::Deserialize;
 
 /// Everything `ktd run` needs.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
     /// Name of this ktd instance: the source of its ticks and derived events.
@@ -75,7 +75,7 @@ impl RunConfig {
 }
 
 /// The event log backend.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "backend", rename_all = "lowercase")]
 pub enum LogConfig {
     /// A redb file on local disk (the default; one `ktd run` process owns it).
@@ -100,9 +100,32 @@ impl Default for LogConfig {
     }
 }
 
+/// The JSON Schema of the configuration file (checked in as `schemas/config.schema.json`).
+pub fn schema() -> schemars::Schema {
+    schemars::generate::SchemaSettings::draft2020_12()
+        .into_generator()
+        .into_root_schema_for::<RunConfig>()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regenerate with `KTD_UPDATE_SCHEMAS=1 cargo test -p ktd config::tests`.
+    #[test]
+    fn checked_in_config_schema_is_current() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas/config.schema.json");
+        let mut want = serde_json::to_string_pretty(&schema()).unwrap();
+        want.push('\n');
+        if std::env::var_os("KTD_UPDATE_SCHEMAS").is_some() {
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "schemas/config.schema.json is stale: run `KTD_UPDATE_SCHEMAS=1 cargo test -p ktd config::tests` and commit it"
+        );
+    }
 
     #[test]
     fn the_example_configuration_parses() {
@@ -113,6 +136,9 @@ mod tests {
             .unwrap();
         assert!(matches!(cfg.log, LogConfig::Embedded { .. }));
         assert_eq!(cfg.kubernetes.unwrap().instance, "prod");
+        let nas = cfg.truenas.unwrap();
+        assert_eq!(nas.instance, "nas01");
+        assert_eq!(nas.poll_interval, Duration::from_secs(60));
     }
 
     #[test]

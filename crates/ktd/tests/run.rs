@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ktd_model::{Envelope, Event, KubeKind};
-use ktd_sim::{GenerateOptions, KubeApiServer};
+use ktd_sim::{GenerateOptions, KubeApiServer, TrueNasServer};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -26,17 +26,53 @@ impl Drop for Guard {
     }
 }
 
-fn write_config(dir: &Path, url: &str) -> std::path::PathBuf {
+fn write_config(dir: &Path, url: &str, nas: Option<(&str, &str)>) -> std::path::PathBuf {
     let path = dir.join("ktd.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            "instance: test\nlog:\n  backend: embedded\n  path: {}\nkubernetes:\n  instance: sim\n  url: {url}\ntick_seconds: 1\n",
-            dir.join("events.redb").display()
-        ),
-    )
-    .unwrap();
+    let mut text = format!(
+        "instance: test\nlog:\n  backend: embedded\n  path: {}\nkubernetes:\n  instance: sim\n  url: {url}\ntick_seconds: 1\n",
+        dir.join("events.redb").display()
+    );
+    if let Some((nas_url, key)) = nas {
+        let key_file = dir.join("api-key");
+        std::fs::write(&key_file, key).unwrap();
+        text.push_str(&format!(
+            "truenas:\n  instance: nas\n  url: {nas_url}\n  api_key: {{file: {}}}\n  username: truenas_admin\n  poll_interval: 300\n",
+            key_file.display()
+        ));
+    }
+    std::fs::write(&path, text).unwrap();
     path
+}
+
+/// Folds the log's TrueNAS events into the sets of dataset and snapshot names.
+fn fold_nas(events: &[Envelope]) -> (BTreeSet<String>, BTreeSet<String>) {
+    let (mut datasets, mut snapshots) = (BTreeSet::new(), BTreeSet::new());
+    for env in events {
+        match &env.event {
+            Event::DatasetObserved { dataset } | Event::DatasetChanged { dataset } => {
+                datasets.insert(dataset.name.clone());
+            }
+            Event::DatasetRemoved { name } => {
+                datasets.remove(name);
+            }
+            Event::SnapshotObserved { snapshot } => {
+                snapshots.insert(snapshot.name.clone());
+            }
+            Event::SnapshotRemoved { name } => {
+                snapshots.remove(name);
+            }
+            _ => {}
+        }
+    }
+    (datasets, snapshots)
+}
+
+fn nas_state(server: &TrueNasServer) -> (BTreeSet<String>, BTreeSet<String>) {
+    let nas = server.nas();
+    (
+        nas.datasets.iter().map(|d| d.name.clone()).collect(),
+        nas.snapshots.iter().map(|s| s.full_name()).collect(),
+    )
 }
 
 fn stop(mut child: Guard) {
@@ -166,8 +202,16 @@ fn every_observation_lands_exactly_once_across_clean_stops_and_kill_9() {
             shutdown.clone(),
         ))
         .unwrap();
+    let key = world.nas.api_keys[0].key.clone();
+    let nas = rt
+        .block_on(TrueNasServer::start(
+            world.nas.clone(),
+            "127.0.0.1:0".parse().unwrap(),
+            shutdown.clone(),
+        ))
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &server.url());
+    let config = write_config(dir.path(), &server.url(), Some((&nas.url(), &key)));
 
     // A first clean run: the initial sync.
     let child = Guard(
@@ -253,6 +297,23 @@ fn every_observation_lands_exactly_once_across_clean_stops_and_kill_9() {
         without_pods_and_events(fold(&all)),
         without_pods_and_events(server_state(&server)),
         "the log folds to exactly the apiserver's state"
+    );
+    assert_eq!(
+        fold_nas(&all),
+        nas_state(&nas),
+        "the log folds to exactly the NAS's state"
+    );
+    let polls: Vec<u64> = all
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::PollCompleted { poll, .. } => Some(*poll),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        polls,
+        (1..=polls.len() as u64).collect::<Vec<_>>(),
+        "poll numbers continue across restarts, each completed once"
     );
     // Every object version seen by a run is there once: no ObjectApplied repeats (key, rv).
     let mut applied = BTreeSet::new();

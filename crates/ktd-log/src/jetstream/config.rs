@@ -23,7 +23,7 @@ pub const IDS_BUCKET: &str = "KTD_IDS";
 
 /// How ktd connects to NATS and which streams it expects. Every field has a default, so an
 /// empty configuration connects to a local server.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct JetStreamConfig {
     /// Server URL(s), comma-separated (`nats://host:4222,nats://other:4222`). Default: a
