@@ -364,3 +364,140 @@ fn a_bad_configuration_names_the_problem() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
 }
+
+#[path = "../../ktd-log/tests/common/nats.rs"]
+#[allow(dead_code)]
+mod nats;
+
+#[test]
+fn on_jetstream_the_log_is_readable_while_ktd_runs_and_restarts_add_nothing_twice() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let world = ktd_sim::generate(&GenerateOptions {
+        volumes: 20,
+        snapshots_per_volume: 1,
+        clusters: 1,
+        ..GenerateOptions::default()
+    });
+    let shutdown = CancellationToken::new();
+    let server = rt
+        .block_on(KubeApiServer::start(
+            world.clusters[0].clone(),
+            "127.0.0.1:0".parse().unwrap(),
+            shutdown.clone(),
+        ))
+        .unwrap();
+    let key = world.nas.api_keys[0].key.clone();
+    let nas = rt
+        .block_on(TrueNasServer::start(
+            world.nas.clone(),
+            "127.0.0.1:0".parse().unwrap(),
+            shutdown.clone(),
+        ))
+        .unwrap();
+    let nats = nats::NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &server.url(), Some((&nas.url(), &key)));
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "  backend: embedded\n",
+        &format!("  backend: nats\n  url: {}\n", nats.url()),
+    );
+    let text: String = text
+        .lines()
+        .filter(|l| !l.contains("events.redb"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&config, text).unwrap();
+
+    let child = Guard(
+        ktd(&config)
+            .args(["run"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    server.apply(pv("pvc-while-running", "Bound")).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    // Readable while the daemon runs (JetStream serves any number of readers).
+    let live = read_log(&config);
+    assert!(
+        live.iter().any(|e| matches!(&e.event, Event::ObjectApplied { object } if object.key().name == "pvc-while-running")),
+        "a change made while ktd runs is in the log within seconds"
+    );
+    assert_eq!(
+        without_pods_and_events(fold(&live)),
+        without_pods_and_events(server_state(&server))
+    );
+    assert_eq!(fold_nas(&live), nas_state(&nas));
+    let follow = ktd(&config)
+        .args([
+            "events",
+            "tail",
+            "--follow",
+            "--limit",
+            "5",
+            "--subject",
+            "ktd.v1.obs.sim.persistentvolume",
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        follow.status.success(),
+        "{}",
+        String::from_utf8_lossy(&follow.stderr)
+    );
+    let followed: Vec<Envelope> = String::from_utf8(follow.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(followed.len(), 5);
+    assert!(
+        followed
+            .iter()
+            .all(|e| e.subject == "ktd.v1.obs.sim.persistentvolume")
+    );
+    stop(child);
+
+    // A restart re-lists and re-polls everything: nothing new is appended.
+    let before = read_log(&config).len();
+    let child = Guard(
+        ktd(&config)
+            .args(["run"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    stop(child);
+    let after = read_log(&config);
+    let new: Vec<_> = after[before..]
+        .iter()
+        .filter(|e| {
+            !matches!(
+                e.event,
+                Event::Tick
+                    | Event::SyncStarted { .. }
+                    | Event::SyncCompleted { .. }
+                    | Event::PollCompleted { .. }
+            )
+        })
+        .map(|e| e.event.type_name())
+        .collect();
+    assert!(
+        new.is_empty(),
+        "a restart with nothing changed observed {new:?}"
+    );
+    let ids: BTreeSet<_> = after.iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), after.len());
+    drop(nats);
+    shutdown.cancel();
+}
