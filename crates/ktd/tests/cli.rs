@@ -3,7 +3,10 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+
+mod support;
 use std::time::{Duration, Instant};
+use support::{Guard, stop};
 
 use ktd_model::FindingKind;
 use serde_json::Value;
@@ -12,16 +15,6 @@ fn ktd() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ktd"));
     cmd.env_remove("KTD_CONFIG").env_remove("KTD_CONTEXT");
     cmd
-}
-
-/// Kills the child if the test fails before it could stop it.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -204,26 +197,7 @@ fn sim_serve_answers_kubectl_and_truenas_clients_and_stops_on_sigterm() {
     assert_eq!(version, "25.10.1");
 
     // SIGTERM stops it cleanly.
-    let pid = guard.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = guard.0.try_wait().unwrap() {
-            assert!(status.success(), "exit status {status}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "ktd sim serve did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    stop(guard);
 }
 
 #[test]

@@ -3,27 +3,20 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use ktd_model::{Envelope, Event, KubeKind};
-use ktd_sim::{GenerateOptions, KubeApiServer, TrueNasServer};
+use ktd_sim::{KubeApiServer, TrueNasServer};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
+
+mod support;
+use support::{Guard, Sim, stop};
 
 fn ktd(config: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ktd"));
     cmd.env_remove("KTD_CONTEXT").env("KTD_CONFIG", config);
     cmd
-}
-
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn write_config(dir: &Path, url: &str, nas: Option<(&str, &str)>) -> std::path::PathBuf {
@@ -73,26 +66,6 @@ fn nas_state(server: &TrueNasServer) -> (BTreeSet<String>, BTreeSet<String>) {
         nas.datasets.iter().map(|d| d.name.clone()).collect(),
         nas.snapshots.iter().map(|s| s.full_name()).collect(),
     )
-}
-
-fn stop(mut child: Guard) {
-    let pid = child.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            assert!(status.success(), "ktd run exited with {status}");
-            return;
-        }
-        assert!(Instant::now() < deadline, "ktd run did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn read_log(config: &Path) -> Vec<Envelope> {
@@ -183,33 +156,8 @@ fn without_pods_and_events(
 
 #[test]
 fn every_observation_lands_exactly_once_across_clean_stops_and_kill_9() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let world = ktd_sim::generate(&GenerateOptions {
-        volumes: 30,
-        snapshots_per_volume: 1,
-        clusters: 1,
-        ..GenerateOptions::default()
-    });
-    let shutdown = CancellationToken::new();
-    let server = rt
-        .block_on(KubeApiServer::start(
-            world.clusters[0].clone(),
-            "127.0.0.1:0".parse().unwrap(),
-            shutdown.clone(),
-        ))
-        .unwrap();
-    let key = world.nas.api_keys[0].key.clone();
-    let nas = rt
-        .block_on(TrueNasServer::start(
-            world.nas.clone(),
-            "127.0.0.1:0".parse().unwrap(),
-            shutdown.clone(),
-        ))
-        .unwrap();
+    let sim = Sim::start(30);
+    let (server, nas, key) = (&sim.kube, &sim.nas, sim.api_key());
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &server.url(), Some((&nas.url(), &key)));
 
@@ -231,7 +179,7 @@ fn every_observation_lands_exactly_once_across_clean_stops_and_kill_9() {
     );
     assert_eq!(
         without_pods_and_events(fold(&first)),
-        without_pods_and_events(server_state(&server))
+        without_pods_and_events(server_state(server))
     );
 
     // kill -9 cycles while the world changes.
@@ -295,12 +243,12 @@ fn every_observation_lands_exactly_once_across_clean_stops_and_kill_9() {
     );
     assert_eq!(
         without_pods_and_events(fold(&all)),
-        without_pods_and_events(server_state(&server)),
+        without_pods_and_events(server_state(server)),
         "the log folds to exactly the apiserver's state"
     );
     assert_eq!(
         fold_nas(&all),
-        nas_state(&nas),
+        nas_state(nas),
         "the log folds to exactly the NAS's state"
     );
     let polls: Vec<u64> = all
@@ -331,7 +279,6 @@ fn every_observation_lands_exactly_once_across_clean_stops_and_kill_9() {
             );
         }
     }
-    shutdown.cancel();
 }
 
 #[test]
@@ -371,33 +318,8 @@ mod nats;
 
 #[test]
 fn on_jetstream_the_log_is_readable_while_ktd_runs_and_restarts_add_nothing_twice() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let world = ktd_sim::generate(&GenerateOptions {
-        volumes: 20,
-        snapshots_per_volume: 1,
-        clusters: 1,
-        ..GenerateOptions::default()
-    });
-    let shutdown = CancellationToken::new();
-    let server = rt
-        .block_on(KubeApiServer::start(
-            world.clusters[0].clone(),
-            "127.0.0.1:0".parse().unwrap(),
-            shutdown.clone(),
-        ))
-        .unwrap();
-    let key = world.nas.api_keys[0].key.clone();
-    let nas = rt
-        .block_on(TrueNasServer::start(
-            world.nas.clone(),
-            "127.0.0.1:0".parse().unwrap(),
-            shutdown.clone(),
-        ))
-        .unwrap();
+    let sim = Sim::start(20);
+    let (server, nas, key) = (&sim.kube, &sim.nas, sim.api_key());
     let nats = nats::NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &server.url(), Some((&nas.url(), &key)));
@@ -431,9 +353,9 @@ fn on_jetstream_the_log_is_readable_while_ktd_runs_and_restarts_add_nothing_twic
     );
     assert_eq!(
         without_pods_and_events(fold(&live)),
-        without_pods_and_events(server_state(&server))
+        without_pods_and_events(server_state(server))
     );
-    assert_eq!(fold_nas(&live), nas_state(&nas));
+    assert_eq!(fold_nas(&live), nas_state(nas));
     let follow = ktd(&config)
         .args([
             "events",
@@ -499,5 +421,4 @@ fn on_jetstream_the_log_is_readable_while_ktd_runs_and_restarts_add_nothing_twic
     let ids: BTreeSet<_> = after.iter().map(|e| e.id).collect();
     assert_eq!(ids.len(), after.len());
     drop(nats);
-    shutdown.cancel();
 }
