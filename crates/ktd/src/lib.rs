@@ -10,11 +10,27 @@ pub mod config;
 pub mod daemon;
 pub mod output;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 /// Parses the command line and runs the command; the process exit code is the result.
 pub fn main() -> std::process::ExitCode {
-    let cli = cli::Cli::parse();
+    // As a kubectl plugin (`kubectl ktd …` runs `kubectl-ktd`), help says `kubectl ktd`.
+    let as_plugin = std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|f| f == "kubectl-ktd")
+        })
+        .unwrap_or(false);
+    let mut command = cli::Cli::command();
+    if as_plugin {
+        command = command.bin_name("kubectl ktd");
+    }
+    let cli = match cli::Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     init_tracing(&cli.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
