@@ -305,6 +305,19 @@ fn a_bad_configuration_names_the_problem() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("lgo"), "{err}");
+    // KTD_* variables override the file (nested keys separated by `__`).
+    std::fs::write(&config, "log:\n  backend: embedded\n").unwrap();
+    let out = ktd(&config)
+        .env("KTD_LOG__BACKEND", "tape")
+        .args(["run"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tape"),
+        "the override was applied and refused: {err}"
+    );
     let out = ktd(&dir.path().join("missing.yaml"))
         .args(["run"])
         .output()
