@@ -60,8 +60,9 @@ echo "nextest: $(cargo nextest --version | head -1)"
 echo "kubectl: $(kubectl version --client 2>/dev/null | head -1)"
 echo "nats:    $("${KTD_NATS_SERVER:-nats-server}" --version)"
 
-say "tests"
-cargo nextest run --workspace --no-fail-fast "$@"
-
 say "doc tests"
 cargo test --workspace --doc --quiet
+
+# Last, so that its summary ("N tests run: N passed") closes the output.
+say "tests"
+cargo nextest run --workspace --no-fail-fast "$@"
