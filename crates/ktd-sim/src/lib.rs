@@ -9,6 +9,7 @@
 //! - [`generate`](mod@generate): a world generator that plants every finding of the catalogue and the
 //!   false-positive traps, and records the ground truth;
 //! - [`serve`]: every server of a world at once, with a kubeconfig for its clusters;
+//! - [`procstat`]: peak memory and CPU time for benchmarks;
 //! - [`faults`]: latency, errors, timeouts and dropped connections on demand.
 //!
 //! Product crates never depend on this one except in tests, benches and `ktd demo`.
@@ -16,6 +17,7 @@
 pub mod faults;
 pub mod generate;
 pub mod kube;
+pub mod procstat;
 pub mod serve;
 pub mod truenas;
 pub mod world;
