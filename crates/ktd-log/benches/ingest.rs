@@ -13,6 +13,7 @@
 #[allow(dead_code)]
 mod nats;
 
+use ktd_sim::procstat::{cpu_seconds, memory_mib, reset_peak};
 use std::time::{Duration, Instant};
 
 use ktd_log::embedded::RedbLog;
@@ -29,20 +30,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// `VmHWM` / `VmRSS` of a process in MiB.
-fn memory(pid: &str) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
 }
 
 fn local(props: &std::collections::BTreeMap<String, String>) -> UserProperties {
@@ -161,25 +148,6 @@ fn build(volumes: usize) -> (Vec<Envelope>, [usize; 3]) {
     (out, counts)
 }
 
-/// CPU seconds (user + system) this process has used so far.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<f64> = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    fields.iter().sum::<f64>() / 100.0
-}
-
-/// Resets this process's peak RSS (`VmHWM`) to its current RSS (Linux `clear_refs` 5).
-fn reset_peak() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
 /// Appends everything in batches (owned batches are prepared before the clock starts, as a
 /// source hands over its events); returns (elapsed, CPU seconds, appended, duplicates).
 /// Prints the RSS before and the peak RSS during the ingest.
@@ -190,7 +158,7 @@ async fn ingest(
 ) -> (Duration, f64, u64, u64) {
     let batches: Vec<Vec<Envelope>> = events.chunks(batch).map(<[Envelope]>::to_vec).collect();
     reset_peak();
-    let (_, before) = memory("self");
+    let (_, before) = memory_mib("self");
     let cpu0 = cpu_seconds();
     let t0 = Instant::now();
     let (mut appended, mut duplicates) = (0, 0);
@@ -203,7 +171,7 @@ async fn ingest(
         duplicates += out.duplicates;
     }
     let result = (t0.elapsed(), cpu_seconds() - cpu0, appended, duplicates);
-    let (peak, _) = memory("self");
+    let (peak, _) = memory_mib("self");
     println!(
         "          RSS before {before:.0} MiB (events and their batch copies in memory), peak during \
          ingest {peak:.0} MiB"
@@ -250,7 +218,7 @@ fn main() {
         bytes as f64 / 1e6,
         t0.elapsed().as_secs_f64()
     );
-    let (hwm, rss) = memory("self");
+    let (hwm, rss) = memory_mib("self");
     println!("memory after building the events: VmHWM {hwm:.0} MiB, VmRSS {rss:.0} MiB");
     let n = events.len();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -276,7 +244,7 @@ fn main() {
             ingest(&log, &events, batch).await,
         );
         let size = std::fs::metadata(&path).map_or(0, |m| m.len());
-        let (hwm, rss) = memory("self");
+        let (hwm, rss) = memory_mib("self");
         println!(
             "embedded  file {:.1} MB; process VmHWM {hwm:.0} MiB, VmRSS {rss:.0} MiB",
             size as f64 / 1e6
@@ -302,8 +270,10 @@ fn main() {
                 n,
                 ingest(&log, &events, batch).await,
             );
-            let (hwm, rss) = memory("self");
-            let (shwm, srss) = server.pid().map_or((0.0, 0.0), |p| memory(&p.to_string()));
+            let (hwm, rss) = memory_mib("self");
+            let (shwm, srss) = server
+                .pid()
+                .map_or((0.0, 0.0), |p| memory_mib(&p.to_string()));
             println!(
                 "{name:<9} process VmHWM {hwm:.0} MiB, VmRSS {rss:.0} MiB; nats-server VmHWM \
                  {shwm:.0} MiB, VmRSS {srss:.0} MiB"
