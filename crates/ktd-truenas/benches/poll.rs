@@ -3,7 +3,9 @@
 //! one change — with time, CPU and peak memory of the ktd side.
 //!
 //! `cargo bench -p ktd-truenas --bench poll` (`KTD_BENCH_VOLUMES` changes the size,
-//! `KTD_BENCH_TRUENAS` the release, e.g. 24.10 for REST).
+//! `KTD_BENCH_TRUENAS` the release, e.g. 24.10 for REST). With `KTD_BENCH_URL` and
+//! `KTD_BENCH_KEY` it polls that server instead (e.g. a `ktd sim serve` in another process,
+//! so that the memory figures are ktd's alone) and skips the one-change poll.
 
 use std::time::{Duration, Instant};
 
@@ -28,35 +30,46 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async move {
-        let world = ktd_sim::generate(&GenerateOptions {
-            volumes,
-            snapshots_per_volume: 10,
-            personality,
-            ..GenerateOptions::default()
-        });
-        let key = world.nas.api_keys[0].key.clone();
-        let (datasets, snapshots) = (world.nas.datasets.len(), world.nas.snapshots.len());
         let shutdown = CancellationToken::new();
-        let server = TrueNasServer::start(world.nas, "127.0.0.1:0".parse().unwrap(), shutdown.clone())
-            .await
-            .unwrap();
-        drop(world.clusters);
+        let external = std::env::var("KTD_BENCH_URL").ok().zip(std::env::var("KTD_BENCH_KEY").ok());
+        let (url, key, server) = match external {
+            Some((url, key)) => {
+                println!("polling {url} (simulator in another process)");
+                (url, key, None)
+            }
+            None => {
+                let world = ktd_sim::generate(&GenerateOptions {
+                    volumes,
+                    snapshots_per_volume: 10,
+                    personality,
+                    ..GenerateOptions::default()
+                });
+                let key = world.nas.api_keys[0].key.clone();
+                println!(
+                    "{volumes} volumes: {} datasets, {} snapshots (simulator in this process)",
+                    world.nas.datasets.len(),
+                    world.nas.snapshots.len()
+                );
+                let server = TrueNasServer::start(world.nas, "127.0.0.1:0".parse().unwrap(), shutdown.clone())
+                    .await
+                    .unwrap();
+                (server.url(), key, Some(server))
+            }
+        };
         let mut config = TrueNasConfig {
             instance: "nas".into(),
-            url: server.url(),
+            url,
             username: Some("truenas_admin".into()),
             ..TrueNasConfig::default()
         };
         config.timeouts.call = Duration::from_secs(600);
         let client = TrueNasClient::connect_with_key(config, ApiKey::new(key)).await.unwrap();
-        println!(
-            "TrueNAS {} ({:?}), {volumes} volumes: {datasets} datasets, {snapshots} snapshots",
-            personality.version_string(),
-            client.transport()
-        );
+        println!("TrueNAS {:?} over {:?}", client.release(), client.transport());
+        println!("RSS before the first poll: {:.0} MiB", memory_mib("self").1);
         let mut poller = Poller::new(client, "nas", PollerState::rebuild("nas", std::iter::empty()));
         for label in ["first poll (everything new)", "second poll (nothing changed)", "third poll (one change)"] {
             if label.starts_with("third") {
+                let Some(server) = &server else { break };
                 server.update(|nas| {
                     nas.snapshots.pop();
                 });
@@ -67,7 +80,7 @@ fn main() {
             let elapsed = started.elapsed();
             let (peak, rss) = memory_mib("self");
             println!(
-                "{label:<32} {:>8.2} s wall  {:>6.2} s ktd CPU (sim shares the process)  {:>7} events  peak RSS {peak:>7.0} MiB (now {rss:.0})",
+                "{label:<32} {:>8.2} s wall  {:>6.2} s CPU  {:>7} events  peak RSS {peak:>7.0} MiB (now {rss:.0})",
                 elapsed.as_secs_f64(),
                 cpu_seconds() - cpu,
                 events.len()
