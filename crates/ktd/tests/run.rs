@@ -68,6 +68,20 @@ fn nas_state(server: &TrueNasServer) -> (BTreeSet<String>, BTreeSet<String>) {
     )
 }
 
+/// Runs `ktd run` for `duration`, then stops it with SIGTERM and expects a clean exit.
+fn run_for(config: &Path, duration: Duration) {
+    let child = Guard(
+        ktd(config)
+            .args(["run"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(duration);
+    stop(child);
+}
+
 fn read_log(config: &Path) -> Vec<Envelope> {
     let out = ktd(config)
         .args(["events", "tail", "-o", "json"])
@@ -162,16 +176,7 @@ fn every_observation_lands_exactly_once_across_clean_stops_and_kill_9() {
     let config = write_config(dir.path(), &server.url(), Some((&nas.url(), &key)));
 
     // A first clean run: the initial sync.
-    let child = Guard(
-        ktd(&config)
-            .args(["run"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    std::thread::sleep(Duration::from_secs(3));
-    stop(child);
+    run_for(&config, Duration::from_secs(3));
     let first = read_log(&config);
     assert!(
         first.iter().any(|e| matches!(e.event, Event::Tick)),
@@ -221,16 +226,7 @@ fn every_observation_lands_exactly_once_across_clean_stops_and_kill_9() {
     }
 
     // A final clean run catches up with what happened while ktd was dead.
-    let child = Guard(
-        ktd(&config)
-            .args(["run"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    std::thread::sleep(Duration::from_secs(3));
-    stop(child);
+    run_for(&config, Duration::from_secs(3));
     let all = read_log(&config);
 
     let ids: BTreeSet<_> = all.iter().map(|e| e.id).collect();
@@ -403,16 +399,7 @@ fn on_jetstream_the_log_is_readable_while_ktd_runs_and_restarts_add_nothing_twic
 
     // A restart re-lists and re-polls everything: nothing new is appended.
     let before = read_log(&config).len();
-    let child = Guard(
-        ktd(&config)
-            .args(["run"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    std::thread::sleep(Duration::from_secs(3));
-    stop(child);
+    run_for(&config, Duration::from_secs(3));
     let after = read_log(&config);
     let new: Vec<_> = after[before..]
         .iter()
