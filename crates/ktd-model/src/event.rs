@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use crate::finding::{Finding, FindingKind, ResourceRef};
 use crate::id::FindingId;
 use crate::kube::{KubeKind, KubeObject, ObjectKey};
-use crate::truenas::{ApiTransport, Dataset, Pool, Share, ShareKey, Snapshot, SystemInfo};
+use crate::truenas::{
+    ApiTransport, Dataset, NasCollection, Pool, Share, ShareKey, Snapshot, SystemInfo,
+};
 
 /// Every event ktd records.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize, JsonSchema)]
@@ -140,6 +142,10 @@ pub enum Event {
         /// state stands and nothing of their kind was removed by this poll.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         rejected: Vec<String>,
+        /// Classes this observation did not read at all (a bundle without that method's
+        /// file). Nothing is judged against them. A live poll reads every class.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        not_collected: Vec<NasCollection>,
     },
     /// A poll failed. The previous state stands but is not confirmed.
     PollFailed {

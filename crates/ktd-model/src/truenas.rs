@@ -523,6 +523,74 @@ pub struct ServiceState {
     pub state: String,
 }
 
+/// One class of TrueNAS resources, read by one query method. Views judge a class only when
+/// it was observed completely (the last poll read it, or a bundle holds its method's file).
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum NasCollection {
+    /// `pool.query`.
+    Pools,
+    /// `pool.dataset.query`.
+    Datasets,
+    /// `zfs.snapshot.query` / `pool.snapshot.query`.
+    Snapshots,
+    /// `sharing.nfs.query`.
+    NfsShares,
+    /// `sharing.smb.query`.
+    SmbShares,
+    /// `iscsi.target.query`.
+    IscsiTargets,
+    /// `iscsi.extent.query`.
+    IscsiExtents,
+    /// `iscsi.targetextent.query`.
+    IscsiTargetExtents,
+    /// `system.info` (+ `iscsi.global.config`, `service.query`).
+    System,
+}
+
+impl NasCollection {
+    /// Every class.
+    pub const ALL: [NasCollection; 9] = [
+        NasCollection::Pools,
+        NasCollection::Datasets,
+        NasCollection::Snapshots,
+        NasCollection::NfsShares,
+        NasCollection::SmbShares,
+        NasCollection::IscsiTargets,
+        NasCollection::IscsiExtents,
+        NasCollection::IscsiTargetExtents,
+        NasCollection::System,
+    ];
+
+    /// The query method that reads it (the snapshot method of releases before 25.10).
+    pub const fn method(self) -> &'static str {
+        match self {
+            NasCollection::Pools => "pool.query",
+            NasCollection::Datasets => "pool.dataset.query",
+            NasCollection::Snapshots => "zfs.snapshot.query",
+            NasCollection::NfsShares => "sharing.nfs.query",
+            NasCollection::SmbShares => "sharing.smb.query",
+            NasCollection::IscsiTargets => "iscsi.target.query",
+            NasCollection::IscsiExtents => "iscsi.extent.query",
+            NasCollection::IscsiTargetExtents => "iscsi.targetextent.query",
+            NasCollection::System => "system.info",
+        }
+    }
+
+    /// The class a share kind belongs to.
+    pub const fn of_share(kind: ShareKind) -> NasCollection {
+        match kind {
+            ShareKind::Nfs => NasCollection::NfsShares,
+            ShareKind::Smb => NasCollection::SmbShares,
+            ShareKind::IscsiTarget => NasCollection::IscsiTargets,
+            ShareKind::IscsiExtent => NasCollection::IscsiExtents,
+            ShareKind::IscsiTargetExtent => NasCollection::IscsiTargetExtents,
+        }
+    }
+}
+
 /// What kind of API the system speaks (decided from its version).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]

@@ -255,6 +255,7 @@ impl Poller {
                 duration_ms: took.as_millis() as u64,
                 counts,
                 rejected: view.rejected,
+                not_collected: Vec::new(),
             },
             &poll.to_be_bytes(),
         ));
