@@ -579,6 +579,17 @@ impl NasCollection {
         }
     }
 
+    /// The class a query method reads (`pool.snapshot.query` too), if any.
+    pub fn from_method(method: &str) -> Option<NasCollection> {
+        match method {
+            "pool.snapshot.query" | "zfs.resource.snapshot.query" => Some(NasCollection::Snapshots),
+            "iscsi.global.config" | "service.query" | "system.version" => {
+                Some(NasCollection::System)
+            }
+            m => NasCollection::ALL.into_iter().find(|c| c.method() == m),
+        }
+    }
+
     /// The class a share kind belongs to.
     pub const fn of_share(kind: ShareKind) -> NasCollection {
         match kind {

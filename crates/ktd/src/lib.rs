@@ -4,6 +4,7 @@
 //! output formats ([`output`]) and the commands ([`commands`]). Library crates do the work;
 //! this crate wires them together.
 
+pub mod accuracy;
 pub mod cli;
 pub mod commands;
 pub mod config;

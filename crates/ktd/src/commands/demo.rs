@@ -17,13 +17,15 @@ use futures::StreamExt;
 use ktd_kube::{KnownObjects, KubeSource, KubeSourceConfig};
 use ktd_log::embedded::RedbLog;
 use ktd_log::{EventLog, Stream};
-use ktd_model::{Event, KubeKind, Timestamp};
+use ktd_model::{Event, Finding, KubeKind, SourceId, Timestamp};
 use ktd_sim::serve::{Bind, SimServers};
 use ktd_sim::{GenerateOptions, Personality};
 use ktd_truenas::{Poller, PollerState, SecretSource, TrueNasClient, TrueNasConfig};
+use ktd_views::{FindingsConfig, FindingsView, Summary};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::accuracy::Accuracy;
 use crate::cli::DemoArgs;
 use crate::daemon::{BatchOptions, Ingest};
 use crate::output::{self, Format, Table};
@@ -45,10 +47,14 @@ struct Report {
     rejected: Vec<String>,
     /// Time until both sides were completely observed.
     elapsed_ms: u128,
-    /// Findings the world holds for this cluster, per kind.
-    expected_findings: BTreeMap<String, usize>,
-    /// False-positive traps in the world.
-    traps: usize,
+    /// The findings ktd derived, most severe first.
+    findings: Vec<Finding>,
+    /// Their totals, and what could not be judged.
+    summary: Option<Summary>,
+    /// Derived events appended to the log (`FindingOpened`, ...).
+    derived_events: u64,
+    /// The findings compared with the world's ground truth.
+    accuracy: Accuracy,
 }
 
 /// Runs the demo.
@@ -157,15 +163,18 @@ pub async fn run(args: DemoArgs, format: Format) -> anyhow::Result<ExitCode> {
         log: log_path.display().to_string(),
         events: stats.appended,
         elapsed_ms: elapsed.as_millis(),
-        traps: truth.traps.len(),
         ..Report::default()
     };
+    let mut view = FindingsView::new(FindingsConfig::default());
+    let views_source = SourceId::ktd("views");
     let mut next = 1;
     loop {
         let page = log.read(Stream::Observations, next, 10_000).await?;
         let Some(last) = page.last() else { break };
         next = ktd_log::record_seq(last) + 1;
+        let mut derived = Vec::new();
         for env in page.into_iter().flatten() {
+            derived.extend(view.apply_enveloped(&env, &views_source));
             let token = env
                 .subject
                 .rsplit('.')
@@ -188,13 +197,18 @@ pub async fn run(args: DemoArgs, format: Format) -> anyhow::Result<ExitCode> {
                 _ => {}
             }
         }
+        if !derived.is_empty() {
+            report.derived_events += derived.len() as u64;
+            log.append(Stream::Derived, derived).await?;
+        }
     }
-    for f in truth.findings.iter().filter(|f| &f.cluster == cluster) {
-        *report
-            .expected_findings
-            .entry(f.kind.as_str().to_owned())
-            .or_default() += 1;
-    }
+    report.findings = view.findings().cloned().collect();
+    report
+        .findings
+        .sort_by(|a, b| (b.severity, a.kind, &a.subject).cmp(&(a.severity, b.kind, &b.subject)));
+    let summary = view.summary();
+    report.accuracy = Accuracy::measure(&truth, cluster, view.findings(), &summary.unowned);
+    report.summary = Some(summary);
 
     output::print(format, &report, |out| {
         print_report(out, &report, kube.url(), servers.truenas.url())
@@ -236,19 +250,40 @@ fn print_report(
     for reason in &r.rejected {
         writeln!(out, "  rejected: {reason}")?;
     }
+    writeln!(out, "\nFindings ({} open):", r.findings.len())?;
+    crate::commands::findings::print_findings(out, &r.findings)?;
+    if let Some(summary) = &r.summary {
+        crate::commands::findings::print_summary(out, summary)?;
+    }
     writeln!(
         out,
-        "\nFindings this world holds for cluster {} (its ground truth):",
+        "\nCompared with the world's ground truth for cluster {}:",
         r.cluster
     )?;
-    let mut t = Table::new(["KIND", "COUNT"]);
-    for (kind, n) in &r.expected_findings {
-        t.row([kind.clone(), n.to_string()]);
+    let mut t = Table::new(["KIND", "EXPECTED", "REPORTED", "PRECISION", "RECALL"]);
+    for (kind, s) in &r.accuracy.by_kind {
+        t.row([
+            kind.clone(),
+            s.expected.to_string(),
+            s.reported.to_string(),
+            format!("{:.0}%", s.precision * 100.0),
+            format!("{:.0}%", s.recall * 100.0),
+        ]);
     }
     t.write(&mut *out)?;
+    for fp in &r.accuracy.false_positives {
+        writeln!(out, "  false positive: {fp}")?;
+    }
+    for m in &r.accuracy.missed {
+        writeln!(out, "  missed: {m}")?;
+    }
+    for d in &r.accuracy.unowned_missed {
+        writeln!(out, "  not listed as unowned: {d}")?;
+    }
     writeln!(
         out,
-        "plus {} false-positive traps that must not be reported.",
-        r.traps
+        "{} false-positive traps in the world, {} reported.",
+        r.accuracy.traps,
+        r.accuracy.traps_hit.len()
     )
 }

@@ -2,6 +2,7 @@
 
 mod demo;
 mod events;
+pub mod findings;
 mod run;
 mod sim;
 
