@@ -11,6 +11,7 @@ use figment::providers::{Env, Format, Yaml};
 use ktd_kube::KubeSourceConfig;
 use ktd_log::jetstream::JetStreamConfig;
 use ktd_truenas::TrueNasConfig;
+use ktd_views::FindingsConfig;
 use serde::Deserialize;
 
 /// Everything `ktd run` needs.
@@ -33,6 +34,9 @@ pub struct RunConfig {
     /// Seconds between `Tick` events (time thresholds fire on ticks).
     #[serde(default = "default_tick")]
     pub tick_seconds: u64,
+    /// Thresholds, parents and retention policies of the findings.
+    #[serde(default)]
+    pub findings: FindingsConfig,
 }
 
 fn default_instance() -> String {

@@ -73,18 +73,50 @@ async fn run_with<L: EventLog>(
         tracing::info!(instance = %nas.instance, url = %nas.url, "polling TrueNAS");
     }
     ingest.ticks(cfg.instance.clone(), cfg.tick_interval());
+    let views = tokio::spawn({
+        let (log, config, instance, stop) = (
+            log.clone(),
+            cfg.findings.clone(),
+            cfg.instance.clone(),
+            shutdown.clone(),
+        );
+        async move {
+            let result = daemon::views::run(log, config, &instance, stop.clone()).await;
+            if result.is_err() {
+                stop.cancel(); // findings are part of the job: stop rather than ingest blind
+            }
+            result
+        }
+    });
     eprintln!("ktd run: ingesting; Ctrl-C to stop");
-    match ingest.run(BatchOptions::default(), abort).await {
-        Ok(stats) => {
+    let ingested = ingest.run(BatchOptions::default(), abort).await;
+    // Ingest stopped (shutdown, or a fatal log error that also cancelled `shutdown`).
+    let views_failed = match views.await {
+        Ok(Ok(stats)) => {
+            tracing::info!(
+                folded = stats.folded,
+                appended = stats.appended,
+                "findings consumer stopped"
+            );
+            None
+        }
+        Ok(Err(e)) => Some(format!("the findings consumer failed: {e}")),
+        Err(e) => Some(format!("the findings consumer panicked: {e}")),
+    };
+    match (ingested, views_failed) {
+        (Err(e), _) => Err(anyhow::Error::new(e).context(
+            "the event log refused a write; nothing of the failed batch was stored, and it will be observed again on the next start",
+        )),
+        (Ok(_), Some(why)) => anyhow::bail!(
+            "{why}; the observations ingested so far are in the log and the findings are rebuilt from them on the next start"
+        ),
+        (Ok(stats), None) => {
             eprintln!(
                 "ktd run: stopped cleanly; {} events appended ({} already in the log) in {} batches",
                 stats.appended, stats.duplicates, stats.batches
             );
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => Err(anyhow::Error::new(e).context(
-            "the event log refused a write; nothing of the failed batch was stored, and it will be observed again on the next start",
-        )),
     }
 }
 

@@ -4,6 +4,7 @@
 //! batches. Shutdown: the first signal stops the sources, the writer drains the channel and
 //! waits for the last append to be durable; a second signal aborts retries.
 
+pub mod views;
 pub mod writer;
 
 use std::sync::Arc;
