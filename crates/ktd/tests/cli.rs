@@ -234,15 +234,26 @@ fn demo_ingests_both_sides_into_the_log_and_reports_every_kind_of_finding_the_wo
             "{version}: every kind synced once"
         );
         assert_eq!(report["events_by_type"]["PollCompleted"], 1, "{version}");
+        let accuracy = &report["accuracy"];
         for kind in FindingKind::ALL {
+            let score = &accuracy["by_kind"][kind.as_str()];
             assert!(
-                report["expected_findings"][kind.as_str()]
-                    .as_u64()
-                    .unwrap_or(0)
-                    > 0,
+                score["expected"].as_u64().unwrap_or(0) > 0,
                 "{version}: the demo world holds no {kind}"
             );
+            assert_eq!(
+                score["reported"], score["expected"],
+                "{version} {kind}: {score}"
+            );
+            assert_eq!(
+                score["correct"], score["expected"],
+                "{version} {kind}: {score}"
+            );
         }
+        for list in ["false_positives", "missed", "traps_hit", "unowned_missed"] {
+            assert_eq!(accuracy[list], serde_json::json!([]), "{version}: {list}");
+        }
+        assert!(report["derived_events"].as_u64().unwrap() >= 15, "{report}");
         assert!(report["events"].as_u64().unwrap() > 100);
     }
 }
