@@ -228,7 +228,7 @@ fn same_evidence(a: &Finding, b: &Finding) -> bool {
 }
 
 /// Totals over the open findings.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Summary {
     /// Event time of the picture.
     pub at: Timestamp,

@@ -143,6 +143,8 @@ mod tests {
         let nas = cfg.truenas.unwrap();
         assert_eq!(nas.instance, "nas01");
         assert_eq!(nas.poll_interval, Duration::from_secs(60));
+        assert_eq!(cfg.findings.grace, ktd_views::Age::minutes(15));
+        assert_eq!(cfg.findings.retention[0].max_count, Some(14));
     }
 
     #[test]

@@ -53,6 +53,8 @@ struct Report {
     summary: Option<Summary>,
     /// Derived events appended to the log (`FindingOpened`, ...).
     derived_events: u64,
+    /// Time spent folding the log into the findings (the cold reconcile).
+    views_ms: u128,
     /// The findings compared with the world's ground truth.
     accuracy: Accuracy,
 }
@@ -167,6 +169,7 @@ pub async fn run(args: DemoArgs, format: Format) -> anyhow::Result<ExitCode> {
     };
     let mut view = FindingsView::new(FindingsConfig::default());
     let views_source = SourceId::ktd("views");
+    let mut views_time = Duration::ZERO;
     let mut next = 1;
     loop {
         let page = log.read(Stream::Observations, next, 10_000).await?;
@@ -174,7 +177,9 @@ pub async fn run(args: DemoArgs, format: Format) -> anyhow::Result<ExitCode> {
         next = ktd_log::record_seq(last) + 1;
         let mut derived = Vec::new();
         for env in page.into_iter().flatten() {
+            let started = Instant::now();
             derived.extend(view.apply_enveloped(&env, &views_source));
+            views_time += started.elapsed();
             let token = env
                 .subject
                 .rsplit('.')
@@ -202,6 +207,7 @@ pub async fn run(args: DemoArgs, format: Format) -> anyhow::Result<ExitCode> {
             log.append(Stream::Derived, derived).await?;
         }
     }
+    report.views_ms = views_time.as_millis();
     report.findings = view.findings().cloned().collect();
     report
         .findings
