@@ -4,9 +4,16 @@
 //!
 //! It is a pure fold: the same events in the same order give the same derived events,
 //! which is what makes a replay of the log an exact audit of the live run. Time is event
-//! time, and evaluations happen at event-defined points: after every boundary (a sync
-//! finished, a poll completed or failed, a tick) and after object changes once at least
-//! [`EVALUATE_EVERY_MS`] of event time passed since the last evaluation.
+//! time, and evaluations happen at event-defined points: after completeness changed (a
+//! sync finished, a watch or poll failed, a poll read what the last could not), after object
+//! changes once at least [`EVALUATE_EVERY_MS`] of event time passed since the last
+//! evaluation, and on a tick when something changed or an age threshold the rules wait for
+//! has been reached.
+//!
+//! The open findings depend only on the observed state, not on the path to it (a property
+//! test checks this), so a long history can be caught up quickly: fold the observations
+//! with [`FindingsView::observe`] (no evaluation), restore the findings recorded in the
+//! derived stream with [`FindingsView::restore`], then [`FindingsView::evaluate`] once.
 
 use std::collections::BTreeMap;
 
@@ -31,6 +38,8 @@ pub struct FindingsView {
     not_judged: BTreeMap<(FindingKind, &'static str), Vec<String>>,
     dirty: bool,
     last_eval: Option<Timestamp>,
+    /// When an age condition checked by the last evaluation becomes true.
+    deadline: Option<Timestamp>,
 }
 
 impl FindingsView {
@@ -43,23 +52,55 @@ impl FindingsView {
             not_judged: BTreeMap::new(),
             dirty: false,
             last_eval: None,
+            deadline: None,
         }
+    }
+
+    /// Folds an observation into the inventory without evaluating (catching up on history:
+    /// call [`FindingsView::evaluate`] once at the end).
+    pub fn observe(&mut self, env: &Envelope) {
+        if self.inv.apply(env) != Applied::Nothing {
+            self.dirty = true;
+        }
+    }
+
+    /// Folds back one of this view's own past derived events (from the derived stream), so
+    /// the open findings keep the `first_seen` they were recorded with.
+    pub fn restore(&mut self, event: &Event) {
+        match event {
+            Event::FindingOpened { finding } | Event::FindingUpdated { finding } => {
+                let first_seen = self
+                    .open
+                    .get(&finding.id)
+                    .map_or(finding.first_seen, |f| f.first_seen);
+                let mut f = finding.clone();
+                f.first_seen = first_seen;
+                self.open.insert(f.id, f);
+            }
+            Event::FindingResolved { id, .. } => {
+                self.open.remove(id);
+            }
+            _ => {}
+        }
+        self.dirty = true;
     }
 
     /// Folds one event; returns the derived events it caused (usually none).
     pub fn apply(&mut self, env: &Envelope) -> Vec<Event> {
-        let boundary = match self.inv.apply(env) {
+        let trigger = match self.inv.apply(env) {
             Applied::Nothing => false,
             Applied::Objects => {
                 self.dirty = true;
                 false
             }
             Applied::Boundary => true,
+            Applied::Settled => self.dirty || self.deadline.is_some_and(|d| self.inv.now() >= d),
         };
+        let now = self.inv.now();
         let due = self
             .last_eval
-            .is_none_or(|t| self.inv.now().unix_ms() - t.unix_ms() >= EVALUATE_EVERY_MS);
-        if boundary || (self.dirty && due) {
+            .is_none_or(|t| now.unix_ms() - t.unix_ms() >= EVALUATE_EVERY_MS);
+        if trigger || (self.dirty && due) {
             self.evaluate()
         } else {
             Vec::new()
@@ -71,10 +112,15 @@ impl FindingsView {
     /// them from the same log (a restart, a replay) gives the same ids and the log keeps
     /// each once.
     pub fn apply_enveloped(&mut self, env: &Envelope, source: &SourceId) -> Vec<Envelope> {
-        self.apply(env)
-            .into_iter()
-            .map(|event| Envelope::new(source.clone(), env.observed_at, event, &env.id.to_bytes()))
-            .collect()
+        let events = self.apply(env);
+        enveloped(events, env, source)
+    }
+
+    /// [`FindingsView::evaluate`] after a catch-up that ended with `last`, enveloped as if
+    /// `last` had triggered it.
+    pub fn evaluate_enveloped(&mut self, last: &Envelope, source: &SourceId) -> Vec<Envelope> {
+        let events = self.evaluate();
+        enveloped(events, last, source)
     }
 
     /// Evaluates every rule now (at the latest event time) and returns the changes.
@@ -88,6 +134,7 @@ impl FindingsView {
             topo: &topo,
             cfg: &self.cfg,
             now,
+            deadline: std::cell::Cell::new(None),
         };
         let mut judged: Vec<(&Rule, Vec<Finding>)> = Vec::new();
         let mut not_judged = BTreeMap::new();
@@ -103,6 +150,7 @@ impl FindingsView {
                 }
             }
         }
+        self.deadline = ctx.deadline.get();
         drop(topo);
         self.not_judged = not_judged;
         let mut out = Vec::new();
@@ -216,6 +264,20 @@ impl FindingsView {
             unowned,
         }
     }
+}
+
+fn enveloped(events: Vec<Event>, trigger: &Envelope, source: &SourceId) -> Vec<Envelope> {
+    events
+        .into_iter()
+        .map(|event| {
+            Envelope::new(
+                source.clone(),
+                trigger.observed_at,
+                event,
+                &trigger.id.to_bytes(),
+            )
+        })
+        .collect()
 }
 
 /// Whether two versions of a finding carry the same evidence (times aside).

@@ -60,8 +60,12 @@ pub enum Applied {
     Nothing,
     /// Objects changed.
     Objects,
-    /// Completeness changed (a sync finished, a poll completed or failed), or time passed.
+    /// Completeness changed: a sync finished, a watch or a poll failed, a poll read what
+    /// the previous one could not.
     Boundary,
+    /// A natural point to look again, nothing else changed: a tick, or a list or poll that
+    /// completed with the same completeness as before.
+    Settled,
 }
 
 impl Inventory {
@@ -114,8 +118,10 @@ impl Inventory {
                 }
             }
             Event::SyncCompleted { kind, .. } => {
-                self.kinds.insert(*kind, KindState::Synced);
-                Applied::Boundary
+                match self.kinds.insert(*kind, KindState::Synced) {
+                    Some(KindState::Synced) => Applied::Settled,
+                    _ => Applied::Boundary,
+                }
             }
             Event::SyncStarted { kind } => {
                 // A relist keeps the previous (complete) picture until it ends.
@@ -168,6 +174,7 @@ impl Inventory {
                 ..
             } => {
                 self.last_poll = Some(env.observed_at);
+                let before = self.classes.clone();
                 for class in NasCollection::ALL {
                     let state = if not_collected.contains(&class) {
                         ClassState::Missing
@@ -180,7 +187,11 @@ impl Inventory {
                     };
                     self.classes.insert(class, state);
                 }
-                Applied::Boundary
+                if self.classes == before {
+                    Applied::Settled
+                } else {
+                    Applied::Boundary
+                }
             }
             Event::PollFailed { error, .. } => {
                 for class in NasCollection::ALL {
@@ -193,14 +204,14 @@ impl Inventory {
                 }
                 Applied::Boundary
             }
-            Event::Tick => Applied::Boundary,
+            Event::Tick => Applied::Settled,
             _ => Applied::Nothing,
         }
     }
 
     fn apply_ktd(&mut self, event: &Event) -> Applied {
         match event {
-            Event::Tick => Applied::Boundary,
+            Event::Tick => Applied::Settled,
             _ => Applied::Nothing,
         }
     }

@@ -49,12 +49,24 @@ pub struct Ctx<'a> {
     pub cfg: &'a FindingsConfig,
     /// Event time.
     pub now: Timestamp,
+    /// The earliest future moment at which an age condition the rules checked becomes
+    /// true: until then, time alone changes nothing.
+    pub deadline: std::cell::Cell<Option<Timestamp>>,
 }
 
 impl Ctx<'_> {
     /// Whether `t` lies at least `age` before now. Unknown times are never old enough.
     fn older(&self, t: Option<Timestamp>, age: Age) -> bool {
-        t.is_some_and(|t| self.now.unix_ms() - t.unix_ms() >= age.as_millis())
+        let Some(t) = t else { return false };
+        let due = t.unix_ms().saturating_add(age.as_millis());
+        if self.now.unix_ms() >= due {
+            return true;
+        }
+        let due = Timestamp::from_unix_ms(due);
+        if self.deadline.get().is_none_or(|d| due < d) {
+            self.deadline.set(Some(due));
+        }
+        false
     }
 
     fn past_grace(&self, t: Option<Timestamp>) -> bool {

@@ -170,15 +170,15 @@ pub async fn run(args: DemoArgs, format: Format) -> anyhow::Result<ExitCode> {
     let mut view = FindingsView::new(FindingsConfig::default());
     let views_source = SourceId::ktd("views");
     let mut views_time = Duration::ZERO;
+    let mut last_env = None;
     let mut next = 1;
     loop {
         let page = log.read(Stream::Observations, next, 10_000).await?;
         let Some(last) = page.last() else { break };
         next = ktd_log::record_seq(last) + 1;
-        let mut derived = Vec::new();
         for env in page.into_iter().flatten() {
             let started = Instant::now();
-            derived.extend(view.apply_enveloped(&env, &views_source));
+            view.observe(&env);
             views_time += started.elapsed();
             let token = env
                 .subject
@@ -201,11 +201,16 @@ pub async fn run(args: DemoArgs, format: Format) -> anyhow::Result<ExitCode> {
                 }
                 _ => {}
             }
+            last_env = Some(env);
         }
-        if !derived.is_empty() {
-            report.derived_events += derived.len() as u64;
-            log.append(Stream::Derived, derived).await?;
-        }
+    }
+    // The cold reconcile: one evaluation of the whole picture.
+    if let Some(last) = &last_env {
+        let started = Instant::now();
+        let derived = view.evaluate_enveloped(last, &views_source);
+        views_time += started.elapsed();
+        report.derived_events = derived.len() as u64;
+        log.append(Stream::Derived, derived).await?;
     }
     report.views_ms = views_time.as_millis();
     report.findings = view.findings().cloned().collect();

@@ -2,11 +2,13 @@
 //! what it derives (`FindingOpened`, `FindingUpdated`, `FindingResolved`) to the derived
 //! stream.
 //!
-//! At start it folds the whole observation stream again (the view is a pure fold, so this
-//! rebuilds exactly the state it had) and then follows the live tail. Derived events get
-//! ids from their trigger, so what a previous run already appended is recognised and not
-//! appended twice: the ids in the derived stream are read first, because JetStream only
-//! de-duplicates within its duplicate window.
+//! At start it catches up: it folds the observation stream without evaluating, restores the
+//! findings recorded in the derived stream, and evaluates once (the open findings depend
+//! on the observed state only, not on the path to it), appending whatever changed while
+//! ktd was down. Then it follows the live tail. Derived events get ids from their trigger,
+//! so what a previous run already appended is recognised and not appended twice: the ids
+//! in the derived stream are read first, because JetStream only de-duplicates within its
+//! duplicate window.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -28,15 +30,21 @@ pub struct ViewsStats {
     pub already_recorded: u64,
 }
 
-/// Ids of every event in the derived stream.
-async fn recorded_ids<L: EventLog>(log: &L) -> Result<HashSet<EventId>, LogError> {
+/// Folds the derived stream back into the view; returns the ids it holds.
+async fn restore<L: EventLog>(
+    log: &L,
+    view: &mut FindingsView,
+) -> Result<HashSet<EventId>, LogError> {
     let mut ids = HashSet::new();
     let mut next = 1;
     loop {
         let page = log.read(LogStream::Derived, next, 10_000).await?;
         let Some(last) = page.last() else { break };
         next = ktd_log::record_seq(last) + 1;
-        ids.extend(page.into_iter().flatten().map(|e| e.id));
+        for env in page.into_iter().flatten() {
+            view.restore(&env.event);
+            ids.insert(env.id);
+        }
     }
     Ok(ids)
 }
@@ -48,41 +56,65 @@ pub async fn run<L: EventLog>(
     instance: &str,
     shutdown: CancellationToken,
 ) -> Result<ViewsStats, LogError> {
-    let mut recorded = recorded_ids(&*log).await?;
     let source = SourceId::ktd(instance);
     let mut view = FindingsView::new(config);
     let mut stats = ViewsStats::default();
-    let mut tail = log.tail(LogStream::Observations, 1).ready_chunks(4096);
+
+    // Catch up on history.
+    let end = log.last_seq(LogStream::Observations).await?;
+    let mut next = 1;
+    let mut last = None;
+    while next <= end {
+        let page = log.read(LogStream::Observations, next, 10_000).await?;
+        let Some(tail) = page.last() else { break };
+        next = ktd_log::record_seq(tail) + 1;
+        for env in page.into_iter().flatten().filter(|e| e.seq <= end) {
+            view.observe(&env);
+            stats.folded += 1;
+            last = Some(env);
+        }
+    }
+    let mut recorded = restore(&*log, &mut view).await?;
+    let mut pending = match &last {
+        Some(last) => view.evaluate_enveloped(last, &source),
+        None => Vec::new(),
+    };
+    tracing::info!(
+        folded = stats.folded,
+        open = view.findings().count(),
+        "findings caught up"
+    );
+
+    let mut tail = log.tail(LogStream::Observations, end + 1).ready_chunks(4096);
     loop {
+        let before = pending.len();
+        pending.retain(|e| !recorded.contains(&e.id));
+        stats.already_recorded += (before - pending.len()) as u64;
+        if !pending.is_empty() {
+            for e in &pending {
+                tracing::info!(event = e.event.type_name(), subject = %e.subject, "finding");
+            }
+            recorded.extend(pending.iter().map(|e| e.id));
+            stats.appended += pending.len() as u64;
+            log.append(LogStream::Derived, std::mem::take(&mut pending))
+                .await?;
+        }
         let chunk = tokio::select! {
             () = shutdown.cancelled() => break,
             chunk = tail.next() => chunk,
         };
         let Some(chunk) = chunk else { break };
-        let mut derived = Vec::new();
         for record in chunk {
             match record? {
                 Ok(env) => {
                     stats.folded += 1;
-                    derived.extend(view.apply_enveloped(&env, &source));
+                    pending.extend(view.apply_enveloped(&env, &source));
                 }
                 Err(unreadable) => {
                     tracing::warn!(seq = unreadable.seq, error = %unreadable.error, "findings: skipping an unreadable log record");
                 }
             }
         }
-        let before = derived.len();
-        derived.retain(|e| !recorded.contains(&e.id));
-        stats.already_recorded += (before - derived.len()) as u64;
-        if derived.is_empty() {
-            continue;
-        }
-        for e in &derived {
-            tracing::info!(event = e.event.type_name(), subject = %e.subject, "finding");
-        }
-        recorded.extend(derived.iter().map(|e| e.id));
-        stats.appended += derived.len() as u64;
-        log.append(LogStream::Derived, derived).await?;
     }
     Ok(stats)
 }
