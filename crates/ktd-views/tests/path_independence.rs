@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use ktd_model::event::PollCounts;
 use ktd_model::kube::ObjectKey;
 use ktd_model::normalize::kube::normalize_object;
-use ktd_model::truenas::{ApiTransport, Dataset, Share, ShareKey, ShareKind, Snapshot};
+use ktd_model::truenas::{ApiTransport, Dataset, Share, ShareKey, Snapshot};
 use ktd_model::{Envelope, Event, Finding, KubeKind, SourceId, Timestamp};
 use ktd_views::{FindingsConfig, FindingsView};
 use proptest::prelude::*;
