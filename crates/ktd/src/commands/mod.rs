@@ -1,8 +1,10 @@
 //! The commands. Each returns the process exit code.
 
+mod collect;
 mod demo;
 mod events;
 mod run;
+mod scan;
 mod sim;
 
 use std::process::ExitCode;
@@ -18,6 +20,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events(EventsCommand::Tail(args)) => {
             events::tail(args, cli.config.as_deref(), cli.output).await
         }
+        Command::Collect(args) => {
+            collect::run(args, cli.config.as_deref(), cli.context, cli.output).await
+        }
+        Command::Scan(args) => scan::run(args, cli.output).await,
         Command::Demo(args) => demo::run(args, cli.output).await,
         Command::Sim(cmd) => sim::run(cmd, cli.output).await,
         Command::Completions { shell } => {
