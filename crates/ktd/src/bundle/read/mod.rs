@@ -607,7 +607,9 @@ impl Job {
     }
 }
 
-/// What reader threads send to the calling thread.
+/// What reader threads send to the calling thread. Nearly every message is an event, so
+/// boxing it would only add an allocation per event.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Msg {
     /// An event for the sink.
     Event(Envelope),
