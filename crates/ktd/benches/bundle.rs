@@ -159,7 +159,11 @@ fn read_child(dir: &Path) {
     .unwrap();
     let elapsed = started.elapsed();
     let (peak, _) = memory_mib("self");
-    assert!(info.rejected.is_empty(), "{:?}", &info.rejected[..3.min(info.rejected.len())]);
+    assert!(
+        info.rejected.is_empty(),
+        "{:?}",
+        &info.rejected[..3.min(info.rejected.len())]
+    );
     let label = format!(
         "events {}, {} thread(s)",
         if keep { "kept" } else { "dropped" },
