@@ -123,7 +123,17 @@ fn tree_form_and_streaming_give_the_same_datasets() {
     let mut streamed = Vec::new();
     let n = tn::read_datasets(text.as_slice(), |d| streamed.push(d.unwrap())).unwrap();
     assert_eq!(n, 6);
-    assert_eq!(streamed, flat);
+    // Streaming emits a node's children as they complete, before the node itself.
+    let by_name = |mut v: Vec<Dataset>| {
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    };
+    assert_eq!(by_name(streamed), by_name(flat.clone()));
+    let tree_text = serde_json::to_vec(&tree).unwrap();
+    let mut streamed = Vec::new();
+    let n = tn::read_datasets(tree_text.as_slice(), |d| streamed.push(d.unwrap())).unwrap();
+    assert_eq!(n, 6);
+    assert_eq!(by_name(streamed), by_name(flat));
 }
 
 #[test]
@@ -149,6 +159,40 @@ fn malformed_entries_are_named_and_the_rest_still_read() {
         errors[0]
     );
     assert!(errors[1].contains("tank/c"), "{}", errors[1]);
+}
+
+#[test]
+fn the_children_of_an_unreadable_dataset_are_still_read() {
+    let doc = json!([
+        {"name": "tank", "type": "BLOCKDEVICE", "children": [
+            {"name": "tank/a", "type": "FILESYSTEM", "children": null},
+            {"name": "tank/b", "type": "VOLUME", "children": [7]}
+        ]},
+        "not a dataset"
+    ]);
+    let mut ok = Vec::new();
+    let mut errors = Vec::new();
+    let n = tn::read_datasets(serde_json::to_vec(&doc).unwrap().as_slice(), |r| match r {
+        Ok(d) => ok.push(d.name),
+        Err(e) => errors.push(e.to_string()),
+    })
+    .unwrap();
+    assert_eq!(n, 2);
+    ok.sort();
+    assert_eq!(ok, ["tank/a", "tank/b"]);
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert!(
+        errors.iter().any(|e| e.contains("BLOCKDEVICE")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .filter(|e| e.contains("expected a dataset object"))
+            .count()
+            == 2,
+        "{errors:?}"
+    );
 }
 
 #[test]

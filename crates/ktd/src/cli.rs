@@ -48,6 +48,12 @@ pub enum Command {
     /// Read the event log.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Write a bundle (raw API output of the cluster and the TrueNAS system) for offline
+    /// analysis with `ktd scan --bundle`. Secrets are never collected.
+    Collect(CollectArgs),
+    /// Analyse a bundle written by `ktd collect` (or made by hand: docs/bundle.md) without
+    /// access to the cluster or the NAS.
+    Scan(ScanArgs),
     /// Run ktd against a simulated world on loopback: no cluster, NAS or servers needed.
     Demo(DemoArgs),
     /// The simulated storage stack (fake kube-apiserver + TrueNAS simulator).
@@ -126,6 +132,29 @@ impl EventsTailArgs {
             StreamArg::Derived => ktd_log::Stream::Derived,
         }
     }
+}
+
+/// `ktd collect`.
+#[derive(Debug, Args)]
+pub struct CollectArgs {
+    /// Directory to write the bundle into (created if missing; must not hold a bundle).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Collect only the Kubernetes side (`kubernetes.json`).
+    #[arg(long, conflicts_with = "truenas_only")]
+    pub kubernetes_only: bool,
+    /// Collect only the TrueNAS side (`truenas/<method>.json`; needs a `truenas` section in
+    /// the configuration).
+    #[arg(long)]
+    pub truenas_only: bool,
+}
+
+/// `ktd scan`.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// The bundle directory to analyse.
+    #[arg(long, value_name = "DIR")]
+    pub bundle: PathBuf,
 }
 
 /// `ktd demo`.
@@ -243,6 +272,29 @@ mod tests {
         .unwrap();
         assert_eq!(cli.output, Format::Json);
         assert_eq!(cli.context.as_deref(), Some("prod"));
+    }
+
+    #[test]
+    fn collect_sides_exclude_each_other() {
+        assert!(
+            Cli::try_parse_from([
+                "ktd",
+                "collect",
+                "--out",
+                "b",
+                "--kubernetes-only",
+                "--truenas-only"
+            ])
+            .is_err()
+        );
+        let cli = Cli::try_parse_from(["ktd", "collect", "--out", "b", "--truenas-only"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Collect(CollectArgs {
+                truenas_only: true,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! # ktd
 //!
 //! The `ktd` binary (also installed as `kubectl-ktd`): command-line parsing ([`cli`]),
-//! output formats ([`output`]) and the commands ([`commands`]). Library crates do the work;
-//! this crate wires them together.
+//! output formats ([`output`]) and the commands ([`commands`]); offline [`bundle`]s
+//! (`ktd collect`, `ktd scan --bundle`). Library crates do the work; this crate wires them
+//! together.
 
 pub mod accuracy;
+pub mod bundle;
 pub mod cli;
 pub mod commands;
 pub mod config;

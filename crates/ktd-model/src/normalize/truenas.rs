@@ -272,20 +272,168 @@ impl<F: FnMut(Result<Dataset, NormalizeError>)> DatasetFlattener<'_, F> {
 
 /// Streams a `pool.dataset.query` result into `sink` (each dataset once, children
 /// included). Returns the number of distinct datasets.
+///
+/// The result may be flat (`flat: true`, the default: every dataset at the top level, each
+/// repeating its subtree in `children`) or a tree (`flat: false`: the pool roots with
+/// everything nested). Either way nodes are decoded one at a time as the text streams by:
+/// a node's `children` are emitted as they complete, before the node itself, so memory
+/// follows the depth of the tree and the number of distinct names, never the size of a
+/// subtree. A node that cannot be read is reported to `sink` as an error (its children are
+/// still read); a document that is not an array fails as a whole.
 pub fn read_datasets<R: std::io::Read>(
     reader: R,
     mut sink: impl FnMut(Result<Dataset, NormalizeError>),
 ) -> Result<u64, NormalizeError> {
-    let mut flat = DatasetFlattener {
+    const WHAT: &str = "pool.dataset.query";
+    let mut stream = DatasetStream {
         seen: HashSet::new(),
         sink: &mut sink,
         count: 0,
+        index: 0,
     };
-    for_each_element::<RawDataset, _>(reader, "pool.dataset.query", |raw| match raw {
-        Ok(raw) => flat.push(raw),
-        Err(e) => (flat.sink)(Err(e)),
-    })?;
-    Ok(flat.count)
+    let mut de =
+        serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(1 << 16, reader));
+    serde::Deserializer::deserialize_seq(&mut de, Nodes(&mut stream, true))
+        .map_err(|e| invalid(WHAT, e.to_string()))?;
+    de.end().map_err(|e| invalid(WHAT, e.to_string()))?;
+    Ok(stream.count)
+}
+
+/// State of [`read_datasets`]: names already emitted, and where errors go.
+struct DatasetStream<'a, F> {
+    seen: HashSet<String>,
+    sink: &'a mut F,
+    count: u64,
+    /// Nodes started so far (labels nodes without a name in errors).
+    index: u64,
+}
+
+impl<F: FnMut(Result<Dataset, NormalizeError>)> DatasetStream<'_, F> {
+    fn node(&mut self, fields: serde_json::Map<String, Value>, index: u64) {
+        let label = fields
+            .get("name")
+            .or_else(|| fields.get("id"))
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| format!("#{index}"));
+        let result = RawDataset::deserialize(Value::Object(fields))
+            .map_err(|e| invalid(format!("pool.dataset.query entry {label}"), e.to_string()))
+            .and_then(RawDataset::into_model);
+        match result {
+            Ok((dataset, _)) => {
+                if self.seen.insert(dataset.name.clone()) {
+                    self.count += 1;
+                    (self.sink)(Ok(dataset));
+                }
+            }
+            Err(e) => (self.sink)(Err(e)),
+        }
+    }
+
+    fn not_a_node(&mut self, index: u64, got: &str) {
+        (self.sink)(Err(invalid(
+            format!("pool.dataset.query entry #{index}"),
+            format!("expected a dataset object, got {got}"),
+        )));
+    }
+}
+
+/// A list of dataset nodes: the document itself (`top`) or a node's `children`.
+struct Nodes<'b, 'a, F>(&'b mut DatasetStream<'a, F>, bool);
+
+impl<'de, F: FnMut(Result<Dataset, NormalizeError>)> serde::de::DeserializeSeed<'de>
+    for Nodes<'_, '_, F>
+{
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, F: FnMut(Result<Dataset, NormalizeError>)> serde::de::Visitor<'de> for Nodes<'_, '_, F> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.1 {
+            f.write_str("a JSON array (the result of pool.dataset.query)")
+        } else {
+            f.write_str("a list of child datasets")
+        }
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Node(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        // `children: null`: no children. (A top-level `null` is refused by deserialize_seq.)
+        Ok(())
+    }
+}
+
+/// One dataset node: its own fields are collected (a few kilobytes), its `children` are
+/// streamed through [`Nodes`] as they come.
+struct Node<'b, 'a, F>(&'b mut DatasetStream<'a, F>);
+
+impl<'de, F: FnMut(Result<Dataset, NormalizeError>)> serde::de::DeserializeSeed<'de>
+    for Node<'_, '_, F>
+{
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+macro_rules! not_a_node {
+    ($($method:ident($ty:ty) => $got:literal,)*) => {
+        $(fn $method<E: serde::de::Error>(self, _: $ty) -> Result<(), E> {
+            let index = self.0.next_index();
+            self.0.not_a_node(index, $got);
+            Ok(())
+        })*
+    };
+}
+
+impl<F> DatasetStream<'_, F> {
+    fn next_index(&mut self) -> u64 {
+        self.index += 1;
+        self.index - 1
+    }
+}
+
+impl<'de, F: FnMut(Result<Dataset, NormalizeError>)> serde::de::Visitor<'de> for Node<'_, '_, F> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a dataset object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let index = self.0.next_index();
+        let mut fields = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "children" {
+                map.next_value_seed(Nodes(&mut *self.0, false))?;
+            } else {
+                fields.insert(key, map.next_value()?);
+            }
+        }
+        self.0.node(fields, index);
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        let index = self.0.next_index();
+        self.0.not_a_node(index, "a list");
+        Ok(())
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        let index = self.0.next_index();
+        self.0.not_a_node(index, "null");
+        Ok(())
+    }
+    not_a_node! {
+        visit_bool(bool) => "a boolean",
+        visit_i64(i64) => "a number",
+        visit_u64(u64) => "a number",
+        visit_f64(f64) => "a number",
+        visit_str(&str) => "a string",
+    }
 }
 
 /// Normalizes a `pool.dataset.query` result already parsed as JSON; fails on the first

@@ -1,9 +1,11 @@
 //! The commands. Each returns the process exit code.
 
+mod collect;
 mod demo;
 mod events;
 pub mod findings;
 mod run;
+mod scan;
 mod sim;
 
 use std::process::ExitCode;
@@ -19,6 +21,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events(EventsCommand::Tail(args)) => {
             events::tail(args, cli.config.as_deref(), cli.output).await
         }
+        Command::Collect(args) => {
+            collect::run(args, cli.config.as_deref(), cli.context, cli.output).await
+        }
+        Command::Scan(args) => scan::run(args, cli.output).await,
         Command::Demo(args) => demo::run(args, cli.output).await,
         Command::Sim(cmd) => sim::run(cmd, cli.output).await,
         Command::Completions { shell } => {

@@ -55,17 +55,21 @@ pub struct Sim {
 impl Sim {
     /// Serves a one-cluster world of `volumes` volumes with one snapshot each.
     pub fn start(volumes: usize) -> Sim {
+        Sim::serve(ktd_sim::generate(&GenerateOptions {
+            volumes,
+            snapshots_per_volume: 1,
+            clusters: 1,
+            ..GenerateOptions::default()
+        }))
+    }
+
+    /// Serves `world` (its first cluster and its TrueNAS).
+    pub fn serve(world: World) -> Sim {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        let world = ktd_sim::generate(&GenerateOptions {
-            volumes,
-            snapshots_per_volume: 1,
-            clusters: 1,
-            ..GenerateOptions::default()
-        });
         let shutdown = CancellationToken::new();
         let addr = "127.0.0.1:0".parse().unwrap();
         let kube = rt
