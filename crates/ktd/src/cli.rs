@@ -45,15 +45,21 @@ pub enum Command {
     /// Run the daemon: watch Kubernetes (and TrueNAS) and append every observation to the
     /// event log, until SIGINT/SIGTERM.
     Run,
+    /// Findings: orphaned, leftover and stuck resources on both sides, with evidence,
+    /// reclaimable bytes and remediation steps (from the event log, or a bundle).
+    Orphans(OrphansArgs),
+    /// The snapshot ledger: every volume's snapshots joined across Kubernetes and TrueNAS,
+    /// with space, age, clones and retention compliance.
+    Snapshots(SnapshotsArgs),
+    /// Analyse a bundle written by `ktd collect` (or made by hand: docs/bundle.md): findings
+    /// and a summary, without access to the cluster or the NAS.
+    Scan(ScanArgs),
     /// Read the event log.
     #[command(subcommand)]
     Events(EventsCommand),
     /// Write a bundle (raw API output of the cluster and the TrueNAS system) for offline
     /// analysis with `ktd scan --bundle`. Secrets are never collected.
     Collect(CollectArgs),
-    /// Analyse a bundle written by `ktd collect` (or made by hand: docs/bundle.md) without
-    /// access to the cluster or the NAS.
-    Scan(ScanArgs),
     /// Run ktd against a simulated world on loopback: no cluster, NAS or servers needed.
     Demo(DemoArgs),
     /// The simulated storage stack (fake kube-apiserver + TrueNAS simulator).
@@ -149,12 +155,63 @@ pub struct CollectArgs {
     pub truenas_only: bool,
 }
 
+/// Where the views come from.
+#[derive(Debug, Args, Clone)]
+pub struct ViewSource {
+    /// Analyse this bundle directory instead of the event log.
+    #[arg(long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+}
+
+/// `ktd orphans`.
+#[derive(Debug, Args)]
+pub struct OrphansArgs {
+    /// Where to read from.
+    #[command(flatten)]
+    pub source: ViewSource,
+    /// Only these kinds (repeat or comma-separate), e.g. `dataset-orphaned`.
+    #[arg(long, value_delimiter = ',', value_name = "KIND")]
+    pub kind: Vec<ktd_model::FindingKind>,
+    /// Only findings about objects in this namespace.
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+    /// Only findings first seen at least this long ago (`7d`, `24h`).
+    #[arg(long, value_name = "AGE")]
+    pub older_than: Option<ktd_views::Age>,
+    /// Only findings at least this severe.
+    #[arg(long, value_name = "SEVERITY")]
+    pub severity: Option<ktd_model::Severity>,
+    /// Exit with code 2 when a listed finding is at least this severe (for CI pipelines).
+    #[arg(long, value_name = "SEVERITY")]
+    pub fail_on: Option<ktd_model::Severity>,
+}
+
+/// `ktd snapshots`.
+#[derive(Debug, Args)]
+pub struct SnapshotsArgs {
+    /// Where to read from.
+    #[command(flatten)]
+    pub source: ViewSource,
+    /// Only this volume: PV name, volume handle, dataset, or claim `namespace/name`.
+    #[arg(long)]
+    pub volume: Option<String>,
+    /// Only volumes this retention policy applies to.
+    #[arg(long)]
+    pub policy: Option<String>,
+    /// List every snapshot of the selected volumes, not only the per-volume totals.
+    #[arg(short, long)]
+    pub detail: bool,
+}
+
 /// `ktd scan`.
 #[derive(Debug, Args)]
 pub struct ScanArgs {
-    /// The bundle directory to analyse.
+    /// The bundle directory.
     #[arg(long, value_name = "DIR")]
     pub bundle: PathBuf,
+    /// Exit with code 2 when a finding is at least this severe (for CI pipelines).
+    #[arg(long, value_name = "SEVERITY")]
+    pub fail_on: Option<ktd_model::Severity>,
 }
 
 /// `ktd demo`.

@@ -977,7 +977,10 @@ fn ktd_scan_prints_what_a_bundle_holds() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["findings"].is_array(), "{report}");
+    assert_eq!(report["summary"]["at"], "2025-06-01T12:00:00Z");
+    let summary = &report["bundle"];
     assert_eq!(summary["collected_at"], "2025-06-01T12:00:00Z");
     assert_eq!(summary["collected_at_from"], "bundle.json");
     assert_eq!(summary["kubernetes"]["cluster"], "prod");

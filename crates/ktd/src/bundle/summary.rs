@@ -14,7 +14,7 @@ use super::read::{BundleError, BundleInfo, KindsFrom, Rejected, read_bundle};
 use crate::output::Table;
 
 /// A summary of a bundle.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct BundleSummary {
     /// The bundle directory.
     pub bundle: PathBuf,
@@ -42,7 +42,7 @@ pub struct BundleSummary {
 }
 
 /// The Kubernetes side of a [`BundleSummary`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct KubernetesSummary {
     /// The cluster name of its events.
     pub cluster: String,
@@ -55,7 +55,7 @@ pub struct KubernetesSummary {
 }
 
 /// The TrueNAS side of a [`BundleSummary`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct TrueNasSummary {
     /// The host name of its events.
     pub host: String,
@@ -69,7 +69,7 @@ pub struct TrueNasSummary {
 }
 
 /// Objects of one kind or class.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Count {
     /// The kind (`PersistentVolume`) or class (`datasets`).
     pub what: String,

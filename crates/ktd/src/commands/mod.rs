@@ -5,8 +5,8 @@ mod demo;
 mod events;
 pub mod findings;
 mod run;
-mod scan;
 mod sim;
+pub mod views;
 
 use std::process::ExitCode;
 
@@ -18,13 +18,15 @@ use crate::cli::{Cli, Command, EventsCommand};
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run => run::run(cli.config.as_deref(), cli.context).await,
+        Command::Orphans(args) => views::orphans(args, cli.config.as_deref(), cli.output).await,
+        Command::Snapshots(args) => views::snapshots(args, cli.config.as_deref(), cli.output).await,
+        Command::Scan(args) => views::scan(args, cli.config.as_deref(), cli.output).await,
         Command::Events(EventsCommand::Tail(args)) => {
             events::tail(args, cli.config.as_deref(), cli.output).await
         }
         Command::Collect(args) => {
             collect::run(args, cli.config.as_deref(), cli.context, cli.output).await
         }
-        Command::Scan(args) => scan::run(args, cli.output).await,
         Command::Demo(args) => demo::run(args, cli.output).await,
         Command::Sim(cmd) => sim::run(cmd, cli.output).await,
         Command::Completions { shell } => {

@@ -85,7 +85,9 @@ pub async fn run<L: EventLog>(
         "findings caught up"
     );
 
-    let mut tail = log.tail(LogStream::Observations, end + 1).ready_chunks(4096);
+    let mut tail = log
+        .tail(LogStream::Observations, end + 1)
+        .ready_chunks(4096);
     loop {
         let before = pending.len();
         pending.retain(|e| !recorded.contains(&e.id));

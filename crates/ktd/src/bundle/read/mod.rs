@@ -130,7 +130,7 @@ pub struct ReadOptions {
 }
 
 /// Where the set of collected Kubernetes kinds came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum KindsFrom {
     /// `bundle.json` `kubernetes_kinds`.
@@ -140,7 +140,7 @@ pub enum KindsFrom {
 }
 
 /// One object that could not be read.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Rejected {
     /// The file, relative to the bundle (`kubernetes.json`, `truenas/pool.dataset.query.json`).
     pub file: String,
