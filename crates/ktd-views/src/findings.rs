@@ -17,7 +17,9 @@
 
 use std::collections::BTreeMap;
 
-use ktd_model::{Envelope, Event, Finding, FindingId, FindingKind, Severity, SourceId, Timestamp};
+use ktd_model::{
+    Envelope, Event, EventId, Finding, FindingId, FindingKind, Severity, SourceId, Timestamp,
+};
 use serde::Serialize;
 
 use crate::config::FindingsConfig;
@@ -59,7 +61,12 @@ impl FindingsView {
     /// Folds an observation into the inventory without evaluating (catching up on history:
     /// call [`FindingsView::evaluate`] once at the end).
     pub fn observe(&mut self, env: &Envelope) {
-        if self.inv.apply(env) != Applied::Nothing {
+        self.observe_owned(env.clone());
+    }
+
+    /// [`FindingsView::observe`], taking the envelope (no copy of its objects).
+    pub fn observe_owned(&mut self, env: Envelope) {
+        if self.inv.apply_owned(env) != Applied::Nothing {
             self.dirty = true;
         }
     }
@@ -113,12 +120,16 @@ impl FindingsView {
     /// each once.
     pub fn apply_enveloped(&mut self, env: &Envelope, source: &SourceId) -> Vec<Envelope> {
         let events = self.apply(env);
-        enveloped(events, env, source)
+        enveloped(events, (env.id, env.observed_at), source)
     }
 
-    /// [`FindingsView::evaluate`] after a catch-up that ended with `last`, enveloped as if
-    /// `last` had triggered it.
-    pub fn evaluate_enveloped(&mut self, last: &Envelope, source: &SourceId) -> Vec<Envelope> {
+    /// [`FindingsView::evaluate`] after a catch-up that ended with the observation `last`
+    /// (its id and time), enveloped as if that observation had triggered it.
+    pub fn evaluate_enveloped(
+        &mut self,
+        last: (EventId, Timestamp),
+        source: &SourceId,
+    ) -> Vec<Envelope> {
         let events = self.evaluate();
         enveloped(events, last, source)
     }
@@ -266,17 +277,14 @@ impl FindingsView {
     }
 }
 
-fn enveloped(events: Vec<Event>, trigger: &Envelope, source: &SourceId) -> Vec<Envelope> {
+fn enveloped(
+    events: Vec<Event>,
+    (trigger, at): (EventId, Timestamp),
+    source: &SourceId,
+) -> Vec<Envelope> {
     events
         .into_iter()
-        .map(|event| {
-            Envelope::new(
-                source.clone(),
-                trigger.observed_at,
-                event,
-                &trigger.id.to_bytes(),
-            )
-        })
+        .map(|event| Envelope::new(source.clone(), at, event, &trigger.to_bytes()))
         .collect()
 }
 

@@ -87,6 +87,15 @@ impl Inventory {
     /// Folds one observation in. Derived events and observations of a second cluster or
     /// NAS are ignored (one views instance judges one cluster against one NAS).
     pub fn apply(&mut self, env: &Envelope) -> Applied {
+        self.apply_owned(env.clone())
+    }
+
+    /// [`Inventory::apply`], taking the envelope (no copy of the objects it carries).
+    ///
+    /// User properties that are not the resource's own (inherited from a parent, or by a
+    /// snapshot from its dataset) are not kept: ownership never rests on them, and they
+    /// repeat the parent's properties on every child and snapshot.
+    pub fn apply_owned(&mut self, env: Envelope) -> Applied {
         if env.observed_at > self.now {
             self.now = env.observed_at;
         }
@@ -103,63 +112,62 @@ impl Inventory {
             Some(_) => {}
             None => *slot = Some(env.source.clone()),
         }
-        match &env.event {
+        match env.event {
             Event::ObjectApplied { object } => {
                 self.objects
                     .entry(object.kind())
                     .or_default()
-                    .insert(object.key(), object.clone());
+                    .insert(object.key(), object);
                 Applied::Objects
             }
             Event::ObjectDeleted { kind, key, .. } => {
-                match self.objects.get_mut(kind).and_then(|m| m.remove(key)) {
+                match self.objects.get_mut(&kind).and_then(|m| m.remove(&key)) {
                     Some(_) => Applied::Objects,
                     None => Applied::Nothing,
                 }
             }
-            Event::SyncCompleted { kind, .. } => {
-                match self.kinds.insert(*kind, KindState::Synced) {
-                    Some(KindState::Synced) => Applied::Settled,
-                    _ => Applied::Boundary,
-                }
-            }
+            Event::SyncCompleted { kind, .. } => match self.kinds.insert(kind, KindState::Synced) {
+                Some(KindState::Synced) => Applied::Settled,
+                _ => Applied::Boundary,
+            },
             Event::SyncStarted { kind } => {
                 // A relist keeps the previous (complete) picture until it ends.
-                self.kinds.entry(*kind).or_insert(KindState::Unsynced);
+                self.kinds.entry(kind).or_insert(KindState::Unsynced);
                 Applied::Nothing
             }
             Event::WatchFailed { kind, error, .. } => {
-                self.kinds.insert(*kind, KindState::Failed(error.clone()));
+                self.kinds.insert(kind, KindState::Failed(error));
                 Applied::Boundary
             }
             Event::ObjectRejected { .. } => Applied::Nothing,
-            Event::DatasetObserved { dataset } | Event::DatasetChanged { dataset } => {
-                self.datasets.insert(dataset.name.clone(), dataset.clone());
+            Event::DatasetObserved { mut dataset } | Event::DatasetChanged { mut dataset } => {
+                dataset.user_properties.retain(|_, p| p.source.is_own());
+                self.datasets.insert(dataset.name.clone(), dataset);
                 Applied::Objects
             }
-            Event::DatasetRemoved { name } => removed(self.datasets.remove(name)),
-            Event::SnapshotObserved { snapshot } => {
-                self.snapshots
-                    .insert(snapshot.name.clone(), snapshot.clone());
+            Event::DatasetRemoved { name } => removed(self.datasets.remove(&name)),
+            Event::SnapshotObserved { mut snapshot } => {
+                snapshot.user_properties.retain(|_, p| p.source.is_own());
+                self.snapshots.insert(snapshot.name.clone(), snapshot);
                 Applied::Objects
             }
-            Event::SnapshotRemoved { name } => removed(self.snapshots.remove(name)),
+            Event::SnapshotRemoved { name } => removed(self.snapshots.remove(&name)),
             Event::ShareObserved { share } => {
-                self.shares.insert(share.key(), share.clone());
+                self.shares.insert(share.key(), share);
                 Applied::Objects
             }
-            Event::ShareRemoved { share } => removed(self.shares.remove(share)),
+            Event::ShareRemoved { share } => removed(self.shares.remove(&share)),
             Event::PoolObserved { pool } => {
-                self.pools.insert(pool.name.clone(), pool.clone());
+                self.pools.insert(pool.name.clone(), pool);
                 Applied::Objects
             }
-            Event::PoolRemoved { name } => removed(self.pools.remove(name)),
+            Event::PoolRemoved { name } => removed(self.pools.remove(&name)),
             Event::SystemObserved { system } => {
-                self.system = Some(system.clone());
+                self.system = Some(system);
                 Applied::Objects
             }
             Event::UsageSampled { samples } => {
-                for s in samples {
+                for s in &samples {
                     if let Some(d) = self.datasets.get_mut(&s.dataset) {
                         d.used = Some(s.used);
                         d.available = Some(s.available);

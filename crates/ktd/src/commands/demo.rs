@@ -207,7 +207,7 @@ pub async fn run(args: DemoArgs, format: Format) -> anyhow::Result<ExitCode> {
     // The cold reconcile: one evaluation of the whole picture.
     if let Some(last) = &last_env {
         let started = Instant::now();
-        let derived = view.evaluate_enveloped(last, &views_source);
+        let derived = view.evaluate_enveloped((last.id, last.observed_at), &views_source);
         views_time += started.elapsed();
         report.derived_events = derived.len() as u64;
         log.append(Stream::Derived, derived).await?;

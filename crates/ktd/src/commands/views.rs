@@ -66,7 +66,7 @@ pub async fn load(source: &ViewSource, config: Option<&Path>) -> anyhow::Result<
 /// first seen), then one evaluation.
 pub async fn fold_log<L: EventLog>(log: &L, cfg: FindingsConfig) -> anyhow::Result<FindingsView> {
     let mut view = FindingsView::new(cfg);
-    let unreadable = crate::daemon::replay_observations(log, |env| view.observe(env))
+    let unreadable = crate::daemon::replay_observations_owned(log, |env| view.observe_owned(env))
         .await
         .context("cannot read the event log")?;
     if unreadable > 0 {
@@ -95,7 +95,7 @@ pub async fn fold_bundle(
 ) -> anyhow::Result<(FindingsView, BundleSummary)> {
     tokio::task::spawn_blocking(move || {
         let mut view = FindingsView::new(cfg);
-        let summary = summarize_bundle(&dir, &mut |env| view.observe(&env))
+        let summary = summarize_bundle(&dir, &mut |env| view.observe_owned(env))
             .with_context(|| format!("cannot read the bundle {}", dir.display()))?;
         // The bundle is one instant: judge everything at its collection time.
         view.evaluate();

@@ -47,6 +47,30 @@ pub async fn replay_observations<L: EventLog>(
     Ok(unreadable)
 }
 
+/// [`replay_observations`], handing each event over by value.
+pub async fn replay_observations_owned<L: EventLog>(
+    log: &L,
+    mut f: impl FnMut(Envelope),
+) -> Result<u64, LogError> {
+    let mut next = 1;
+    let mut unreadable = 0;
+    loop {
+        let page = log.read(LogStream::Observations, next, 10_000).await?;
+        let Some(last) = page.last() else { break };
+        next = ktd_log::record_seq(last) + 1;
+        for record in page {
+            match record {
+                Ok(env) => f(env),
+                Err(e) => {
+                    unreadable += 1;
+                    tracing::warn!(seq = e.seq, error = %e.error, "skipping an unreadable log record");
+                }
+            }
+        }
+    }
+    Ok(unreadable)
+}
+
 /// The envelope of a `Tick` at `at` from `instance`: the same instant always has the same id.
 pub fn tick(instance: &str, at: Timestamp) -> Envelope {
     Envelope::new(

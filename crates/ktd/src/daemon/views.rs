@@ -69,14 +69,14 @@ pub async fn run<L: EventLog>(
         let Some(tail) = page.last() else { break };
         next = ktd_log::record_seq(tail) + 1;
         for env in page.into_iter().flatten().filter(|e| e.seq <= end) {
-            view.observe(&env);
+            last = Some((env.id, env.observed_at));
+            view.observe_owned(env);
             stats.folded += 1;
-            last = Some(env);
         }
     }
     let mut recorded = restore(&*log, &mut view).await?;
     let mut pending = match &last {
-        Some(last) => view.evaluate_enveloped(last, &source),
+        Some(last) => view.evaluate_enveloped(*last, &source),
         None => Vec::new(),
     };
     tracing::info!(
