@@ -249,7 +249,6 @@ impl RawDataset {
 struct DatasetFlattener<'a, F> {
     seen: HashSet<String>,
     sink: &'a mut F,
-    count: u64,
 }
 
 impl<F: FnMut(Result<Dataset, NormalizeError>)> DatasetFlattener<'_, F> {
@@ -260,7 +259,6 @@ impl<F: FnMut(Result<Dataset, NormalizeError>)> DatasetFlattener<'_, F> {
                 Ok((dataset, children)) => {
                     stack.extend(children.into_iter().rev());
                     if self.seen.insert(dataset.name.clone()) {
-                        self.count += 1;
                         (self.sink)(Ok(dataset));
                     }
                 }
@@ -270,22 +268,236 @@ impl<F: FnMut(Result<Dataset, NormalizeError>)> DatasetFlattener<'_, F> {
     }
 }
 
-/// Streams a `pool.dataset.query` result into `sink` (each dataset once, children
-/// included). Returns the number of distinct datasets.
+/// A dataset object of a `pool.dataset.query` result that could not be normalized.
+#[derive(Debug)]
+pub struct RejectedDataset {
+    /// Its `name` (or `id`), when that much could be read.
+    pub name: Option<String>,
+    /// What is wrong with it.
+    pub error: NormalizeError,
+}
+
+/// Where streamed datasets go.
+type DatasetSink<'s> = dyn FnMut(Result<Dataset, RejectedDataset>) + 's;
+
+/// One dataset object and its `children` subtree, each dataset handed to the sink as soon
+/// as its object closes (children before their parent when, as TrueNAS sends them,
+/// `children` comes before the parent's properties). Only the fields of the dataset being
+/// read and of its ancestors are held, never a whole tree.
+struct DatasetNodeSeed<'a, 's> {
+    sink: &'a mut DatasetSink<'s>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for DatasetNodeSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl DatasetNodeSeed<'_, '_> {
+    fn not_an_object(self, got: &str) {
+        (self.sink)(Err(RejectedDataset {
+            name: None,
+            error: invalid("dataset", format!("expected an object, got {got}")),
+        }));
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for DatasetNodeSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a dataset object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let sink = self.sink;
+        let mut own = serde_json::Map::new();
+        let mut bad_children = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "children" {
+                map.next_value_seed(ChildrenSeed {
+                    sink: &mut *sink,
+                    bad: &mut bad_children,
+                })?;
+            } else {
+                own.insert(key, map.next_value::<Value>()?);
+            }
+        }
+        let node = Value::Object(own);
+        let name = node
+            .get("name")
+            .or_else(|| node.get("id"))
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned);
+        let what = || format!("dataset {}", name.as_deref().unwrap_or("(unnamed)"));
+        let result = match bad_children {
+            Some(got) => Err(invalid(what(), format!("`children` is {got}, not a list"))),
+            None => RawDataset::deserialize(&node)
+                .map_err(|e| invalid(what(), e.to_string()))
+                .and_then(|raw| raw.into_model().map(|(d, _)| d)),
+        };
+        sink(result.map_err(|error| RejectedDataset { name, error }));
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        self.not_an_object("a list");
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        self.not_an_object("a string");
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        self.not_an_object("a boolean");
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        self.not_an_object("a number");
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        self.not_an_object("a number");
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        self.not_an_object("a number");
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.not_an_object("null");
+        Ok(())
+    }
+}
+
+/// A dataset's `children`: a list of dataset objects (null or absent: none).
+struct ChildrenSeed<'a, 's> {
+    sink: &'a mut DatasetSink<'s>,
+    /// Set to what `children` was when it is not a list.
+    bad: &'a mut Option<&'static str>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for ChildrenSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ChildrenSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of datasets")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq
+            .next_element_seed(DatasetNodeSeed {
+                sink: &mut *self.sink,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        *self.bad = Some("an object");
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        *self.bad = Some("a string");
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        *self.bad = Some("a boolean");
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        *self.bad = Some("a number");
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        *self.bad = Some("a number");
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        *self.bad = Some("a number");
+        Ok(())
+    }
+}
+
+/// A whole `pool.dataset.query` result: a list of dataset objects.
+struct DatasetListSeed<'a, 's> {
+    sink: &'a mut DatasetSink<'s>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for DatasetListSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for DatasetListSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON array (the result of pool.dataset.query)")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq
+            .next_element_seed(DatasetNodeSeed {
+                sink: &mut *self.sink,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+}
+
+/// Streams one dataset object of a `pool.dataset.query` result, read from `json`, and its
+/// whole `children` subtree into `sink`: each dataset as soon as its object closes, so a
+/// tree of 30,000 datasets never sits in memory. A dataset that cannot be normalized is
+/// handed over as a [`RejectedDataset`] (named when its name could be read) and its
+/// children are still read. Repeats (the `flat: true` form) are not removed here. Fails
+/// only when `json` is not JSON.
+pub fn read_dataset_tree(
+    json: &[u8],
+    mut sink: impl FnMut(Result<Dataset, RejectedDataset>),
+) -> Result<(), NormalizeError> {
+    let mut de = serde_json::Deserializer::from_slice(json);
+    serde::de::DeserializeSeed::deserialize(DatasetNodeSeed { sink: &mut sink }, &mut de)
+        .and_then(|()| de.end())
+        .map_err(|e| invalid("pool.dataset.query", e.to_string()))
+}
+
+/// Streams a `pool.dataset.query` result (flat or tree form) into `sink`: each dataset once,
+/// children included, in the order their objects close (see [`read_dataset_tree`]).
+/// Returns the number of distinct datasets.
 pub fn read_datasets<R: std::io::Read>(
     reader: R,
     mut sink: impl FnMut(Result<Dataset, NormalizeError>),
 ) -> Result<u64, NormalizeError> {
-    let mut flat = DatasetFlattener {
-        seen: HashSet::new(),
-        sink: &mut sink,
-        count: 0,
+    let mut seen = HashSet::new();
+    let mut each = |r: Result<Dataset, RejectedDataset>| match r {
+        Ok(d) => {
+            if seen.insert(d.name.clone()) {
+                sink(Ok(d));
+            }
+        }
+        Err(rejected) => sink(Err(rejected.error)),
     };
-    for_each_element::<RawDataset, _>(reader, "pool.dataset.query", |raw| match raw {
-        Ok(raw) => flat.push(raw),
-        Err(e) => (flat.sink)(Err(e)),
-    })?;
-    Ok(flat.count)
+    let mut de =
+        serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(1 << 16, reader));
+    serde::de::DeserializeSeed::deserialize(DatasetListSeed { sink: &mut each }, &mut de)
+        .and_then(|()| de.end())
+        .map_err(|e| invalid("pool.dataset.query", e.to_string()))?;
+    Ok(seen.len() as u64)
 }
 
 /// Normalizes a `pool.dataset.query` result already parsed as JSON; fails on the first
@@ -304,7 +516,6 @@ pub fn datasets(value: &Value) -> Result<Vec<Dataset>, NormalizeError> {
     let mut flat = DatasetFlattener {
         seen: HashSet::new(),
         sink: &mut sink,
-        count: 0,
     };
     for raw in raws {
         flat.push(raw);
@@ -412,6 +623,15 @@ pub fn read_snapshots<R: std::io::Read>(
         sink(raw.and_then(RawSnapshot::into_model));
     })?;
     Ok(n)
+}
+
+/// Normalizes one snapshot query entry given as JSON text (one element of the result),
+/// without building a [`Value`] of it. Not JSON and JSON of the wrong shape both fail; a
+/// caller that must tell them apart checks whether `json` is JSON at all.
+pub fn snapshot_from_json(json: &[u8]) -> Result<Snapshot, NormalizeError> {
+    serde_json::from_slice::<RawSnapshot>(json)
+        .map_err(|e| invalid("snapshot", e.to_string()))?
+        .into_model()
 }
 
 /// Normalizes one snapshot query entry.
