@@ -641,6 +641,15 @@ pub fn snapshot(value: &Value) -> Result<Snapshot, NormalizeError> {
         .into_model()
 }
 
+/// Normalizes one dataset query entry given as JSON text, without building a [`Value`] of
+/// it (its children are ignored: a tree read with a splitter hands each dataset over with
+/// `children` emptied).
+pub fn dataset_from_json(json: &[u8]) -> Result<Dataset, NormalizeError> {
+    let raw = serde_json::from_slice::<RawDataset>(json)
+        .map_err(|e| invalid("dataset", e.to_string()))?;
+    raw.into_model().map(|(d, _)| d)
+}
+
 /// Normalizes one dataset query entry (its children are ignored).
 pub fn dataset(value: &Value) -> Result<Dataset, NormalizeError> {
     RawDataset::deserialize(value)
