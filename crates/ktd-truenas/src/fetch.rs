@@ -6,7 +6,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use ktd_model::normalize::truenas as nt;
-use ktd_model::truenas::{Dataset, Pool, Share, ShareKey, ShareKind, SystemInfo};
+use ktd_model::truenas::{ApiTransport, Dataset, Pool, Share, ShareKey, ShareKind, SystemInfo};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -275,20 +275,70 @@ fn stable_digest(d: &mut Dataset) -> Digest {
     digest
 }
 
-/// `pool.dataset.query` as a tree (`flat: false`, so each dataset comes once) with only
-/// `DATASET_PROPERTIES` (user properties always come along) and each dataset's
-/// `snapshot_count`, read node by node. Returns the user property names seen.
+/// The largest `id in [...]` dataset query sent over JSON-RPC: the middleware closes a
+/// connection whose message exceeds 64 KiB.
+const MAX_REQUEST: usize = 48 * 1024;
+
+/// The names of every dataset (`pool.dataset.query` as a tree without properties).
+async fn dataset_names(
+    client: &TrueNasClient,
+    rejections: &mut Rejections,
+) -> Result<Vec<String>, Failure> {
+    let method = "pool.dataset.query";
+    // No properties, no user properties (25.04+, where JSON-RPC is).
+    let options = serde_json::json!({"extra": {
+        "flat": false,
+        "properties": [],
+        "retrieve_user_props": false,
+    }});
+    let mut names = Vec::new();
+    let mut named = HashSet::new();
+    client
+        .stream(
+            method,
+            &[serde_json::json!([]), options],
+            || ListSplitter::tree(method, "children"),
+            &mut |json: &[u8]| {
+                match RawKey::of(json).key(Kind::Dataset) {
+                    Some(name) => {
+                        if named.insert(name.clone()) {
+                            names.push(name);
+                        }
+                    }
+                    None => {
+                        check_json(method, json)?;
+                        rejections.reject(Kind::Dataset, method, None, "no `name` in the listing");
+                    }
+                }
+                Ok(())
+            },
+        )
+        .await
+        .map_err(|e| Failure::new(method, e))?;
+    Ok(names)
+}
+
+/// `pool.dataset.query` with only `DATASET_PROPERTIES` (user properties always come
+/// along) and each dataset's `snapshot_count`, read dataset by dataset. Returns the user
+/// property names seen.
+///
+/// Over REST, one query of the whole tree (`flat: false`, so each dataset comes once),
+/// streamed. A JSON-RPC answer is one WebSocket message held whole (80 MB for 30,000
+/// datasets, and the connection keeps a buffer that large), so there the tree comes
+/// without properties first (names only), then the datasets with their properties by
+/// `id in [...]` in bounded batches (a filter the middleware hands to libzfs).
 async fn datasets(
     client: &TrueNasClient,
     state: &PollerState,
     view: &mut View,
 ) -> Result<BTreeSet<String>, Failure> {
     let method = "pool.dataset.query";
-    let options = serde_json::json!({"extra": {
-        "flat": false,
-        "properties": DATASET_PROPERTIES,
-        "snapshots_count": true,
-    }});
+    let rest = client.transport() == ApiTransport::RestV2;
+    let names = if rest {
+        Vec::new()
+    } else {
+        dataset_names(client, &mut view.rejections).await?
+    };
     let mut seen = HashSet::new();
     let mut user_keys = BTreeSet::new();
     let View {
@@ -333,15 +383,46 @@ async fn datasets(
         });
         Ok(())
     };
-    client
-        .stream(
-            method,
-            &[serde_json::json!([]), options],
-            || ListSplitter::tree(method, "children"),
-            &mut each,
-        )
-        .await
-        .map_err(|e| Failure::new(method, e))?;
+    let tree = || ListSplitter::tree(method, "children");
+    let failed = |e| Failure::new(method, e);
+    if rest {
+        let options = serde_json::json!({"extra": {
+            "flat": false,
+            "properties": DATASET_PROPERTIES,
+            "snapshots_count": true,
+        }});
+        client
+            .stream(method, &[serde_json::json!([]), options], tree, &mut each)
+            .await
+            .map_err(failed)?;
+    } else {
+        let options = serde_json::json!({"extra": {
+            "retrieve_children": false,
+            "properties": DATASET_PROPERTIES,
+            "snapshots_count": true,
+        }});
+        let mut batch: Vec<String> = Vec::new();
+        let mut size = 0;
+        let mut names = names.into_iter().peekable();
+        while let Some(name) = names.next() {
+            size += serde_json::to_string(&name).map_or(name.len(), |q| q.len()) + 1;
+            batch.push(name);
+            if size < MAX_REQUEST && names.peek().is_some() {
+                continue;
+            }
+            let filters = serde_json::json!([["id", "in", std::mem::take(&mut batch)]]);
+            size = 0;
+            client
+                .stream(
+                    method,
+                    &[filters, options.clone()],
+                    || ListSplitter::list(method),
+                    &mut each,
+                )
+                .await
+                .map_err(failed)?;
+        }
+    }
     // Parents before children, whatever order the tree was read in.
     datasets.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     Ok(user_keys)

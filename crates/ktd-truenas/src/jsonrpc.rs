@@ -41,11 +41,17 @@ impl Frame {
     }
 }
 
+/// Answers above this size retire their connection: the WebSocket keeps a read buffer as
+/// large as the largest message it received, for as long as it stays open.
+pub(crate) const RETIRE_ABOVE: usize = 32 << 20;
+
 /// One open WebSocket.
 struct Conn {
     out: mpsc::UnboundedSender<Message>,
     pending: Mutex<HashMap<u64, Reply>>,
     closed: CancellationToken,
+    /// Takes no new calls; closes when its pending calls are answered.
+    retired: std::sync::atomic::AtomicBool,
 }
 
 impl Conn {
@@ -198,7 +204,25 @@ impl JsonRpc {
         }
         let timeout = self.timeouts.call;
         match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(Ok(result))) => Ok(result),
+            Ok(Ok(Ok(frame))) => {
+                if frame.text.len() > RETIRE_ABOVE {
+                    tracing::debug!(
+                        bytes = frame.text.len(),
+                        "TrueNAS WebSocket retired after a large answer (frees its buffer)"
+                    );
+                    conn.retired.store(true, Ordering::SeqCst);
+                }
+                if conn.retired.load(Ordering::SeqCst)
+                    && conn
+                        .pending
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .is_empty()
+                {
+                    conn.closed.cancel();
+                }
+                Ok(frame)
+            }
             Ok(Ok(Err(e))) => Err(e.with_method(method)),
             Ok(Err(_)) => Err(ClientError::Connection {
                 method: method.into(),
@@ -224,6 +248,7 @@ impl JsonRpc {
         let mut guard = self.conn.lock().await;
         if let Some(c) = guard.as_ref()
             && !c.closed.is_cancelled()
+            && !c.retired.load(Ordering::SeqCst)
         {
             return Ok(c.clone());
         }
@@ -265,6 +290,7 @@ impl JsonRpc {
             out,
             pending: Mutex::new(HashMap::new()),
             closed: closed.clone(),
+            retired: std::sync::atomic::AtomicBool::new(false),
         });
         let ping_every = self.timeouts.ping_interval;
         let writer_closed = closed.clone();
@@ -426,6 +452,15 @@ fn dispatch(conn: &Conn, text: Utf8Bytes) {
         return; // answer to a call that timed out
     };
     let _ = reply.send(result.map(|result| Frame { text, result }));
+    if conn.retired.load(Ordering::SeqCst)
+        && conn
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    {
+        conn.closed.cancel();
+    }
 }
 
 /// The `"id": N` of a message's top-level object, found without parsing it (the message

@@ -148,13 +148,21 @@ impl Poller {
 
         // Datasets (only new and changed ones were kept).
         let dataset_count = datasets.len() as u64;
-        let seen: HashSet<&str> = datasets.iter().map(|d| d.name.as_str()).collect();
+        let gone: Vec<String> = {
+            let seen: HashSet<&str> = datasets.iter().map(|d| d.name.as_str()).collect();
+            state
+                .datasets
+                .keys()
+                .filter(|n| !seen.contains(n.as_str()) && rejections.removable(Kind::Dataset, n))
+                .cloned()
+                .collect()
+        };
         let mut samples = Vec::new();
         let sample = poll.is_multiple_of(self.client.config().usage_sample_every.max(1));
-        for d in &datasets {
-            if let Some(dataset) = &d.changed {
-                let version = versioned(poll, &content_digest(dataset));
-                let dataset = (**dataset).clone();
+        for d in datasets {
+            if let Some(dataset) = d.changed {
+                let version = versioned(poll, &content_digest(&dataset));
+                let dataset = *dataset;
                 if d.new {
                     emit(Event::DatasetObserved { dataset }, version);
                 } else {
@@ -166,23 +174,17 @@ impl Poller {
                 && known.usage != Some(now)
             {
                 samples.push(UsageSample {
-                    dataset: d.name.clone(),
+                    dataset: d.name,
                     used: now.0,
                     available: now.1,
                     used_by_snapshots: now.2,
                 });
             }
         }
-        for name in state.datasets.keys().filter(|n| !seen.contains(n.as_str())) {
-            if rejections.removable(Kind::Dataset, name) {
-                emit(
-                    Event::DatasetRemoved { name: name.clone() },
-                    versioned(poll, name.as_bytes()),
-                );
-            }
+        for name in gone {
+            let version = versioned(poll, name.as_bytes());
+            emit(Event::DatasetRemoved { name }, version);
         }
-        drop(seen);
-        drop(datasets);
 
         // Snapshots (only new and changed ones were kept).
         let mut known_after = state.snapshots.len() as u64;

@@ -4,7 +4,8 @@
 //! A **full read** (the first poll of a process, then every
 //! [`snapshot_full_read_every`](crate::TrueNasConfig::snapshot_full_read_every) polls, and
 //! whenever an incremental read finds too much to catch up on) lists every snapshot with its
-//! properties; a known snapshot it does not list was removed.
+//! properties, in `createtxg` ranges of about 10,000 known snapshots so that no single answer
+//! is huge; a known snapshot it does not list was removed.
 //!
 //! An **incremental read** relies on what TrueNAS offers for that (reference/truenas-api.md
 //! §2.3–2.4, §5), all of it available from 22.12 to 26:
@@ -119,7 +120,37 @@ pub(crate) async fn read(
     full(r, view).await
 }
 
-/// Every snapshot.
+/// Known snapshots per query of a full read (≈ 20 MB of JSON).
+pub(crate) const FULL_READ_BATCH: usize = 10_000;
+
+/// `createtxg` ranges (`min_txg`, `max_txg`, both inclusive, open when `None`) that split
+/// the known snapshots into batches of about `batch`; together they cover every `createtxg`.
+pub(crate) fn txg_ranges(state: &PollerState, batch: usize) -> Vec<(Option<u64>, Option<u64>)> {
+    let mut txgs: Vec<u64> = state
+        .snapshots
+        .values()
+        .filter_map(|k| k.createtxg)
+        .collect();
+    txgs.sort_unstable();
+    let mut bounds: Vec<u64> = txgs
+        .chunks(batch.max(1))
+        .filter_map(|c| c.last().copied())
+        .collect();
+    bounds.pop(); // the last batch is open-ended (new snapshots come there)
+    bounds.dedup();
+    let mut ranges = Vec::with_capacity(bounds.len() + 1);
+    let mut from = None;
+    for b in bounds {
+        ranges.push((from, Some(b)));
+        from = Some(b + 1);
+    }
+    ranges.push((from, None));
+    ranges
+}
+
+/// Every snapshot: in `createtxg` ranges of about [`FULL_READ_BATCH`] known snapshots
+/// (`extra.min_txg`/`max_txg`, applied by ZFS while listing), so that no answer is huge;
+/// in one query when nothing is known yet.
 async fn full(r: &SnapshotRead<'_>, view: &mut View) -> Result<SnapshotView, Failure> {
     let mut c = Collected {
         state: r.state,
@@ -129,7 +160,16 @@ async fn full(r: &SnapshotRead<'_>, view: &mut View) -> Result<SnapshotView, Fai
         },
         seen: HashSet::new(),
     };
-    query(r, json!([]), json!({}), &mut c, view).await?;
+    for (min, max) in txg_ranges(r.state, FULL_READ_BATCH) {
+        let mut extra = json!({});
+        if let Some(min) = min {
+            extra["min_txg"] = json!(min);
+        }
+        if let Some(max) = max {
+            extra["max_txg"] = json!(max);
+        }
+        query(r, json!([]), extra, &mut c, view).await?;
+    }
     let mut out = c.view;
     out.removed = r
         .state
@@ -341,4 +381,49 @@ async fn incremental(
         "TrueNAS snapshots read incrementally"
     );
     Ok(Ok(c.view))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ktd_model::{Envelope, Event, SourceId, Timestamp};
+
+    fn state_with(txgs: &[Option<u64>]) -> PollerState {
+        let mut state = PollerState::default();
+        for (i, txg) in txgs.iter().enumerate() {
+            let snapshot = Snapshot {
+                name: format!("tank/d{}@s{i}", i % 3),
+                dataset: format!("tank/d{}", i % 3),
+                snapshot_name: format!("s{i}"),
+                pool: "tank".into(),
+                createtxg: *txg,
+                creation: None,
+                used: None,
+                referenced: None,
+                clones: Vec::new(),
+                defer_destroy: false,
+                holds: None,
+                user_properties: Default::default(),
+            };
+            state.apply(&Envelope::new(
+                SourceId::truenas("nas"),
+                Timestamp::from_unix_ms(0),
+                Event::SnapshotObserved { snapshot },
+                &[i as u8],
+            ));
+        }
+        state
+    }
+
+    #[test]
+    fn txg_ranges_cover_everything_in_batches() {
+        assert_eq!(txg_ranges(&PollerState::default(), 2), vec![(None, None)]);
+        let state = state_with(&[Some(5), Some(1), Some(9), Some(9), Some(3), None, Some(12)]);
+        // Sorted: 1 3 5 9 9 12 → batches [1 3] [5 9] [9 12]: bounds 3, 9 (the last is open).
+        assert_eq!(
+            txg_ranges(&state, 2),
+            vec![(None, Some(3)), (Some(4), Some(9)), (Some(10), None)]
+        );
+        assert_eq!(txg_ranges(&state, 100), vec![(None, None)]);
+    }
 }
