@@ -11,6 +11,10 @@
 //!   `PollCompleted.rejected` and its previous state stands (it is neither changed nor
 //!   removed). When not even its name/id can be read, no object of its kind is removed by
 //!   that poll (the unreadable one might be any of them); everything else goes on.
+//! - answers are read element by element and compared with the state as they arrive;
+//!   snapshots are read in full on the first poll of a process and every
+//!   `snapshot_full_read_every` polls, incrementally in between (see `crate::snapshots`:
+//!   a snapshot's `used`, holds and later-edited properties wait for the full read);
 //! - datasets change (`DatasetChanged`) when anything but their space figures changes;
 //!   space figures go into `UsageSampled` every `usage_sample_every` polls, for the datasets
 //!   whose `used`/`available`/`usedbysnapshots` moved since their last sample.
