@@ -119,21 +119,72 @@ fn tree_form_and_streaming_give_the_same_datasets() {
     let tree = json!([flat_dataset_query()[0].clone()]);
     let from_tree = tn::datasets(&tree).unwrap();
     assert_eq!(from_tree, flat);
-    let text = serde_json::to_vec(&flat_dataset_query()).unwrap();
-    let mut streamed = Vec::new();
-    let n = tn::read_datasets(text.as_slice(), |d| streamed.push(d.unwrap())).unwrap();
-    assert_eq!(n, 6);
-    // Streaming emits a node's children as they complete, before the node itself.
+    // Streaming hands each dataset over when its object closes (children before their
+    // parent): the same datasets, in another order.
     let by_name = |mut v: Vec<Dataset>| {
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     };
-    assert_eq!(by_name(streamed), by_name(flat.clone()));
-    let tree_text = serde_json::to_vec(&tree).unwrap();
-    let mut streamed = Vec::new();
-    let n = tn::read_datasets(tree_text.as_slice(), |d| streamed.push(d.unwrap())).unwrap();
-    assert_eq!(n, 6);
-    assert_eq!(by_name(streamed), by_name(flat));
+    for doc in [flat_dataset_query(), tree] {
+        let text = serde_json::to_vec(&doc).unwrap();
+        let mut streamed = Vec::new();
+        let n = tn::read_datasets(text.as_slice(), |d| streamed.push(d.unwrap())).unwrap();
+        assert_eq!(n, 6);
+        assert_eq!(by_name(streamed), by_name(flat.clone()));
+    }
+}
+
+#[test]
+fn a_tree_streams_node_by_node_and_a_bad_parent_keeps_its_children() {
+    let doc = json!({"id": "tank", "name": "tank", "type": "FILESYSTEM", "children": [
+        {"name": "tank/bad", "type": 42, "children": [
+            {"name": "tank/bad/child", "type": "VOLUME", "children": []},
+            {"type": "FILESYSTEM", "used": 7},
+            "not an object"
+        ]},
+        {"name": "tank/odd", "type": "FILESYSTEM", "children": "none"}
+    ]});
+    let mut ok = Vec::new();
+    let mut rejected = Vec::new();
+    tn::read_dataset_tree(&serde_json::to_vec(&doc).unwrap(), |r| match r {
+        Ok(d) => ok.push(d.name),
+        Err(r) => rejected.push((r.name, r.error.to_string())),
+    })
+    .unwrap();
+    ok.sort();
+    assert_eq!(ok, ["tank", "tank/bad/child"]);
+    assert_eq!(rejected.len(), 4, "{rejected:?}");
+    let named: Vec<_> = rejected.iter().filter_map(|(n, _)| n.clone()).collect();
+    assert_eq!(named.len(), 2, "{rejected:?}");
+    assert!(named.contains(&"tank/bad".to_owned()));
+    assert!(
+        rejected
+            .iter()
+            .any(|(n, e)| n.as_deref() == Some("tank/odd") && e.contains("`children`")),
+        "{rejected:?}"
+    );
+    assert!(
+        rejected
+            .iter()
+            .any(|(n, e)| n.is_none() && e.contains("a string"))
+    );
+    // Not JSON at all: the whole answer fails, naming the method.
+    let err = tn::read_dataset_tree(br#"{"name": "tank", "children": [{"name": }]}"#, |_| {})
+        .unwrap_err();
+    assert!(err.to_string().contains("pool.dataset.query"), "{err}");
+}
+
+#[test]
+fn a_snapshot_reads_from_json_text_like_from_a_value() {
+    let entry = snapshot_entry();
+    let text = serde_json::to_vec(&entry).unwrap();
+    assert_eq!(
+        tn::snapshot_from_json(&text).unwrap(),
+        tn::snapshot(&entry).unwrap()
+    );
+    let err = tn::snapshot_from_json(br#"{"name": "tank/a", "properties": {}}"#).unwrap_err();
+    assert!(err.to_string().contains("tank/a"), "{err}");
+    assert!(tn::snapshot_from_json(br#"{"name": "tank/a@s", "properties": 3}"#).is_err());
 }
 
 #[test]
@@ -159,40 +210,6 @@ fn malformed_entries_are_named_and_the_rest_still_read() {
         errors[0]
     );
     assert!(errors[1].contains("tank/c"), "{}", errors[1]);
-}
-
-#[test]
-fn the_children_of_an_unreadable_dataset_are_still_read() {
-    let doc = json!([
-        {"name": "tank", "type": "BLOCKDEVICE", "children": [
-            {"name": "tank/a", "type": "FILESYSTEM", "children": null},
-            {"name": "tank/b", "type": "VOLUME", "children": [7]}
-        ]},
-        "not a dataset"
-    ]);
-    let mut ok = Vec::new();
-    let mut errors = Vec::new();
-    let n = tn::read_datasets(serde_json::to_vec(&doc).unwrap().as_slice(), |r| match r {
-        Ok(d) => ok.push(d.name),
-        Err(e) => errors.push(e.to_string()),
-    })
-    .unwrap();
-    assert_eq!(n, 2);
-    ok.sort();
-    assert_eq!(ok, ["tank/a", "tank/b"]);
-    assert_eq!(errors.len(), 3, "{errors:?}");
-    assert!(
-        errors.iter().any(|e| e.contains("BLOCKDEVICE")),
-        "{errors:?}"
-    );
-    assert!(
-        errors
-            .iter()
-            .filter(|e| e.contains("expected a dataset object"))
-            .count()
-            == 2,
-        "{errors:?}"
-    );
 }
 
 #[test]

@@ -13,7 +13,8 @@ use tracing::Instrument;
 use crate::breaker::{Breaker, BreakerState, backoff};
 use crate::config::{ApiKey, TransportChoice, TrueNasConfig};
 use crate::error::ClientError;
-use crate::jsonrpc::JsonRpc;
+use crate::json_list::ListSplitter;
+use crate::jsonrpc::{self, JsonRpc};
 use crate::rest::{Rest, status_error, transport_error};
 use crate::tls;
 
@@ -209,41 +210,19 @@ impl TrueNasClient {
     }
 
     /// Calls `method` with positional `params`, retrying retryable failures with backoff,
-    /// through the circuit breaker.
+    /// through the circuit breaker. The answer is parsed into a [`Value`]: for small
+    /// answers; lists of thousands of objects go through [`query_each`](Self::query_each)
+    /// or [`call_to_writer`](Self::call_to_writer).
     pub async fn call(&self, method: &str, params: &[Value]) -> Result<Value, ClientError> {
-        let retry = &self.inner.config.retry;
-        let mut attempt = 0;
-        let mut last: Option<ClientError> = None;
+        let mut tries = Retries::new(&self.inner, method);
         loop {
-            attempt += 1;
-            if let Err(open) = self.inner.breaker.admit() {
-                return Err(last.unwrap_or(open));
-            }
-            let span = tracing::debug_span!("truenas.call", method, attempt);
-            let started = Instant::now();
+            let (span, started) = tries.start()?;
             let result = self
                 .call_once(method, params)
                 .instrument(span.clone())
                 .await;
-            let ms = started.elapsed().as_millis() as u64;
-            self.inner.breaker.record(result.as_ref().map(|_| ()));
-            match result {
-                Ok(v) => {
-                    span.in_scope(|| tracing::debug!(duration_ms = ms, "ok"));
-                    return Ok(v);
-                }
-                Err(e) if e.retryable() && attempt < retry.max_attempts => {
-                    let wait = backoff(retry, attempt);
-                    span.in_scope(|| {
-                        tracing::warn!(duration_ms = ms, error = %e, retry_in_ms = wait.as_millis() as u64, "retrying")
-                    });
-                    last = Some(e);
-                    tokio::time::sleep(wait).await;
-                }
-                Err(e) => {
-                    span.in_scope(|| tracing::warn!(duration_ms = ms, error = %e, "failed"));
-                    return Err(e);
-                }
+            if let Some(done) = tries.end(&span, started, result, true).await {
+                return done;
             }
         }
     }
@@ -251,7 +230,151 @@ impl TrueNasClient {
     async fn call_once(&self, method: &str, params: &[Value]) -> Result<Value, ClientError> {
         match &self.inner.transport {
             Transport::Rest(r) => r.call(method, params).await,
-            Transport::JsonRpc(j) => j.call(method, params).await,
+            Transport::JsonRpc(j) => jsonrpc::value(&j.call(method, params).await?, method),
+        }
+    }
+
+    /// Calls `method`, whose result is a JSON list, and hands each element to `each` as
+    /// JSON text, one at a time, as the answer arrives: nothing holds the whole answer as a
+    /// value, and over REST not even as text (a JSON-RPC answer is one WebSocket message,
+    /// held as text until its last element was handed over). `each` may stop the reading
+    /// by returning an error. Retries (like [`call`](Self::call)) only while no element was
+    /// handed over. Returns the number of elements.
+    pub async fn query_each(
+        &self,
+        method: &str,
+        params: &[Value],
+        mut each: impl FnMut(&[u8]) -> Result<(), ClientError> + Send,
+    ) -> Result<u64, ClientError> {
+        self.stream(method, params, || ListSplitter::list(method), &mut each)
+            .await
+    }
+
+    /// Like [`query_each`](Self::query_each) with the splitter `splitter` makes.
+    pub(crate) async fn stream(
+        &self,
+        method: &str,
+        params: &[Value],
+        splitter: impl Fn() -> ListSplitter + Send + Sync,
+        each: &mut (dyn FnMut(&[u8]) -> Result<(), ClientError> + Send),
+    ) -> Result<u64, ClientError> {
+        let mut tries = Retries::new(&self.inner, method);
+        loop {
+            let (span, started) = tries.start()?;
+            let mut split = splitter();
+            let result = self
+                .stream_once(method, params, &mut split, each)
+                .instrument(span.clone())
+                .await;
+            let untouched = split.elements() == 0;
+            let result = result.and_then(|()| split.finish());
+            if let Some(done) = tries.end(&span, started, result, untouched).await {
+                return done;
+            }
+        }
+    }
+
+    async fn stream_once(
+        &self,
+        method: &str,
+        params: &[Value],
+        split: &mut ListSplitter,
+        each: &mut (dyn FnMut(&[u8]) -> Result<(), ClientError> + Send),
+    ) -> Result<(), ClientError> {
+        match &self.inner.transport {
+            Transport::Rest(r) => {
+                let mut resp = r.send(method, params).await?;
+                while let Some(chunk) = r.chunk(method, &mut resp).await? {
+                    split.feed(&chunk, each)?;
+                }
+                Ok(())
+            }
+            Transport::JsonRpc(j) => {
+                let frame = j.call(method, params).await?;
+                // Read in pieces, letting other tasks run in between.
+                for piece in frame.result().chunks(PIECE) {
+                    split.feed(piece, each)?;
+                    tokio::task::yield_now().await;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Calls `method` and writes its JSON `result` to `out` as TrueNAS sent it, without
+    /// parsing it into a value (over REST the body is copied as it arrives; a JSON-RPC
+    /// answer is one WebSocket message, held until written). For offline bundles
+    /// (`truenas/<method>.json`) of any size. Retries (like [`call`](Self::call)) only
+    /// while nothing was written. Returns the number of bytes written.
+    pub async fn call_to_writer<W: std::io::Write + Send>(
+        &self,
+        method: &str,
+        params: &[Value],
+        out: &mut W,
+    ) -> Result<u64, ClientError> {
+        let mut tries = Retries::new(&self.inner, method);
+        loop {
+            let (span, started) = tries.start()?;
+            let mut written = 0u64;
+            let result = self
+                .write_once(method, params, out, &mut written)
+                .instrument(span.clone())
+                .await;
+            let result = result.and_then(|()| {
+                out.flush().map_err(|e| ClientError::output(method, &e))?;
+                Ok(written)
+            });
+            if let Some(done) = tries.end(&span, started, result, written == 0).await {
+                return done;
+            }
+        }
+    }
+
+    async fn write_once<W: std::io::Write + Send>(
+        &self,
+        method: &str,
+        params: &[Value],
+        out: &mut W,
+        written: &mut u64,
+    ) -> Result<(), ClientError> {
+        let mut write = |bytes: &[u8]| -> Result<(), ClientError> {
+            out.write_all(bytes)
+                .map_err(|e| ClientError::output(method, &e))?;
+            *written += bytes.len() as u64;
+            Ok(())
+        };
+        match &self.inner.transport {
+            Transport::Rest(r) => {
+                let mut resp = r.send(method, params).await?;
+                let mut first = true;
+                while let Some(chunk) = r.chunk(method, &mut resp).await? {
+                    if first && let Some(b) = chunk.iter().find(|b| !b.is_ascii_whitespace()) {
+                        if !b"[{\"-0123456789tfn".contains(b) {
+                            let text = String::from_utf8_lossy(&chunk);
+                            return Err(ClientError::Malformed {
+                                method: method.to_owned(),
+                                detail: format!(
+                                    "not JSON: {}",
+                                    text.trim().chars().take(80).collect::<String>()
+                                ),
+                            });
+                        }
+                        first = false;
+                    }
+                    write(&chunk)?;
+                }
+                if first {
+                    return Err(ClientError::Malformed {
+                        method: method.to_owned(),
+                        detail: "the answer is empty".into(),
+                    });
+                }
+                Ok(())
+            }
+            Transport::JsonRpc(j) => {
+                let frame = j.call(method, params).await?;
+                write(frame.result())
+            }
         }
     }
 
@@ -262,7 +385,7 @@ impl TrueNasClient {
         }
     }
 
-    /// `<method> [[], options]`: a whole collection.
+    /// `<method> [[], options]`: a whole collection, as a value (small collections).
     pub async fn query(&self, method: &str, options: Value) -> Result<Value, ClientError> {
         self.call(method, &[json!([]), options]).await
     }
@@ -270,13 +393,6 @@ impl TrueNasClient {
     /// `pool.query`.
     pub async fn pools(&self) -> Result<Value, ClientError> {
         self.query("pool.query", json!({})).await
-    }
-
-    /// `pool.dataset.query` as a tree (`flat: false`, so each dataset comes once) with only
-    /// `properties` (user properties always come along).
-    pub async fn datasets(&self, properties: &[&str]) -> Result<Value, ClientError> {
-        let opts = json!({"extra": {"flat": false, "properties": properties}});
-        self.query("pool.dataset.query", opts).await
     }
 
     /// The snapshot query method of this release: `pool.snapshot.query` from 25.10,
@@ -291,22 +407,95 @@ impl TrueNasClient {
         }
     }
 
-    /// Every snapshot with exactly `properties` (ZFS and user properties: when a list is
-    /// given only the listed ones come back, and 26+ returns none without a list) and holds.
-    /// Falls back to the other snapshot method when this release lacks the expected one.
-    pub async fn snapshots(&self, properties: &[String]) -> Result<Value, ClientError> {
-        let opts = json!({"extra": {"properties": properties, "holds": true}});
+    /// The snapshot query of this release with `params` ([`query_each`](Self::query_each);
+    /// `each` also gets the method). Falls back to the other snapshot method when this
+    /// release lacks the expected one.
+    pub(crate) async fn snapshot_query_each(
+        &self,
+        params: &[Value],
+        mut each: impl FnMut(&str, &[u8]) -> Result<(), ClientError> + Send,
+    ) -> Result<u64, ClientError> {
         let method = self.snapshot_method();
-        match self.query(method, opts.clone()).await {
+        match self
+            .query_each(method, params, |json| each(method, json))
+            .await
+        {
             Err(e) if e.is_method_not_found() => {
                 self.inner
                     .snapshot_method_flipped
                     .fetch_xor(true, Ordering::Relaxed);
                 let other = self.snapshot_method();
                 tracing::info!(missing = method, using = other, "snapshot query method");
-                self.query(other, opts).await
+                self.query_each(other, params, |json| each(other, json))
+                    .await
             }
             other => other,
+        }
+    }
+}
+
+/// How much of a JSON-RPC answer is read before letting other tasks run.
+const PIECE: usize = 1 << 20;
+
+/// The attempts of one call: through the circuit breaker, with backoff between them.
+struct Retries<'a> {
+    inner: &'a Inner,
+    method: &'a str,
+    attempt: u32,
+    last: Option<ClientError>,
+}
+
+impl<'a> Retries<'a> {
+    fn new(inner: &'a Inner, method: &'a str) -> Self {
+        Retries {
+            inner,
+            method,
+            attempt: 0,
+            last: None,
+        }
+    }
+
+    /// Starts an attempt (its span and start time), unless the breaker is open.
+    fn start(&mut self) -> Result<(tracing::Span, Instant), ClientError> {
+        self.attempt += 1;
+        if let Err(open) = self.inner.breaker.admit() {
+            return Err(self.last.take().unwrap_or(open));
+        }
+        let span =
+            tracing::debug_span!("truenas.call", method = self.method, attempt = self.attempt);
+        Ok((span, Instant::now()))
+    }
+
+    /// Ends an attempt: the call's outcome, or `None` (after the backoff) to try again.
+    /// `may_retry` is false once part of the answer was handed on.
+    async fn end<T>(
+        &mut self,
+        span: &tracing::Span,
+        started: Instant,
+        result: Result<T, ClientError>,
+        may_retry: bool,
+    ) -> Option<Result<T, ClientError>> {
+        let ms = started.elapsed().as_millis() as u64;
+        self.inner.breaker.record(result.as_ref().map(|_| ()));
+        let retry = &self.inner.config.retry;
+        match result {
+            Ok(v) => {
+                span.in_scope(|| tracing::debug!(duration_ms = ms, "ok"));
+                Some(Ok(v))
+            }
+            Err(e) if may_retry && e.retryable() && self.attempt < retry.max_attempts => {
+                let wait = backoff(retry, self.attempt);
+                span.in_scope(|| {
+                    tracing::warn!(duration_ms = ms, error = %e, retry_in_ms = wait.as_millis() as u64, "retrying")
+                });
+                self.last = Some(e);
+                tokio::time::sleep(wait).await;
+                None
+            }
+            Err(e) => {
+                span.in_scope(|| tracing::warn!(duration_ms = ms, error = %e, "failed"));
+                Some(Err(e))
+            }
         }
     }
 }

@@ -11,6 +11,7 @@
 //! timeouts: {connect: 10000, call: 55000, ping_interval: 20000}   # milliseconds
 //! poll_interval: 60000
 //! usage_sample_every: 5
+//! snapshot_full_read_every: 10
 //! retry: {max_attempts: 3, initial_backoff: 500, max_backoff: 10000}
 //! circuit_breaker: {failure_threshold: 5, cool_down: 60000}
 //! ```
@@ -54,6 +55,12 @@ pub struct TrueNasConfig {
     /// polls (default 5; 1 = every poll). Space figures alone never produce
     /// `DatasetChanged`.
     pub usage_sample_every: u64,
+    /// Read every snapshot with its properties every this many polls (default 10; 1 = every
+    /// poll), and on the first poll of a process. Other polls read only new snapshots
+    /// (`extra.min_txg`), find removed ones through the datasets' `snapshot_count`, and
+    /// re-read snapshots whose clones changed; a snapshot's `used`, holds, `defer_destroy`
+    /// and user properties edited after its creation are refreshed by the full read.
+    pub snapshot_full_read_every: u64,
     /// Extra user properties to read on snapshots (besides democratic-csi's and those seen
     /// on datasets).
     pub snapshot_user_properties: Vec<String>,
@@ -78,6 +85,7 @@ impl Default for TrueNasConfig {
             timeouts: Timeouts::default(),
             poll_interval: Duration::from_secs(60),
             usage_sample_every: 5,
+            snapshot_full_read_every: 10,
             snapshot_user_properties: Vec::new(),
             retry: RetryConfig::default(),
             circuit_breaker: CircuitBreakerConfig::default(),

@@ -95,6 +95,15 @@ pub enum ClientError {
         /// What was wrong.
         detail: String,
     },
+    /// Writing an answer out (bundle collection) failed: disk full, closed pipe. Not
+    /// retryable.
+    #[error("could not write the answer of {method}: {detail}")]
+    Output {
+        /// The method.
+        method: String,
+        /// The I/O error.
+        detail: String,
+    },
     /// Any other error the method returned (validation, ENOENT, ...). Not retryable.
     #[error("{method} failed: {detail}")]
     Call {
@@ -142,6 +151,7 @@ impl ClientError {
             | ClientError::Busy { method, .. }
             | ClientError::Connection { method, .. }
             | ClientError::Malformed { method, .. }
+            | ClientError::Output { method, .. }
             | ClientError::Call { method, .. } => Some(method),
             _ => None,
         }
@@ -172,6 +182,13 @@ impl ClientError {
                 }
                 e
             }
+        }
+    }
+
+    pub(crate) fn output(method: &str, e: &std::io::Error) -> Self {
+        ClientError::Output {
+            method: method.to_owned(),
+            detail: e.to_string(),
         }
     }
 

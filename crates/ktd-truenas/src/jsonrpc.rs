@@ -3,13 +3,16 @@
 //! 20), pings under nginx's 60 s idle timeout, reconnection on the next call after a drop.
 
 use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Semaphore, mpsc, oneshot};
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::{Connector, connect_async_tls_with_config};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -20,13 +23,35 @@ use crate::error::ClientError;
 /// Calls in flight on one connection (the middleware runs 10 and accepts 20).
 pub const MAX_IN_FLIGHT: usize = 10;
 
-type Reply = oneshot::Sender<Result<Value, ClientError>>;
+type Reply = oneshot::Sender<Result<Frame, ClientError>>;
+
+/// One answer as it came off the WebSocket: the message text and where its `result` is.
+/// Nothing is parsed into values: a 170 MB snapshot list is read element by element from
+/// here, then the text is dropped.
+#[derive(Debug)]
+pub(crate) struct Frame {
+    text: Utf8Bytes,
+    result: Range<usize>,
+}
+
+impl Frame {
+    /// The `result`, as JSON text.
+    pub(crate) fn result(&self) -> &[u8] {
+        &self.text.as_bytes()[self.result.clone()]
+    }
+}
+
+/// Answers above this size retire their connection: the WebSocket keeps a read buffer as
+/// large as the largest message it received, for as long as it stays open.
+pub(crate) const RETIRE_ABOVE: usize = 32 << 20;
 
 /// One open WebSocket.
 struct Conn {
     out: mpsc::UnboundedSender<Message>,
     pending: Mutex<HashMap<u64, Reply>>,
     closed: CancellationToken,
+    /// Takes no new calls; closes when its pending calls are answered.
+    retired: std::sync::atomic::AtomicBool,
 }
 
 impl Conn {
@@ -129,7 +154,7 @@ impl JsonRpc {
     }
 
     /// Calls `method`, connecting and logging in first when needed.
-    pub(crate) async fn call(&self, method: &str, params: &[Value]) -> Result<Value, ClientError> {
+    pub(crate) async fn call(&self, method: &str, params: &[Value]) -> Result<Frame, ClientError> {
         let conn = self.connection().await?;
         let _slot = self
             .slots
@@ -159,7 +184,7 @@ impl JsonRpc {
         conn: &Arc<Conn>,
         method: &str,
         params: &[Value],
-    ) -> Result<Value, ClientError> {
+    ) -> Result<Frame, ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         conn.pending
@@ -179,7 +204,25 @@ impl JsonRpc {
         }
         let timeout = self.timeouts.call;
         match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(Ok(result))) => Ok(result),
+            Ok(Ok(Ok(frame))) => {
+                if frame.text.len() > RETIRE_ABOVE {
+                    tracing::debug!(
+                        bytes = frame.text.len(),
+                        "TrueNAS WebSocket retired after a large answer (frees its buffer)"
+                    );
+                    conn.retired.store(true, Ordering::SeqCst);
+                }
+                if conn.retired.load(Ordering::SeqCst)
+                    && conn
+                        .pending
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .is_empty()
+                {
+                    conn.closed.cancel();
+                }
+                Ok(frame)
+            }
             Ok(Ok(Err(e))) => Err(e.with_method(method)),
             Ok(Err(_)) => Err(ClientError::Connection {
                 method: method.into(),
@@ -205,6 +248,7 @@ impl JsonRpc {
         let mut guard = self.conn.lock().await;
         if let Some(c) = guard.as_ref()
             && !c.closed.is_cancelled()
+            && !c.retired.load(Ordering::SeqCst)
         {
             return Ok(c.clone());
         }
@@ -246,6 +290,7 @@ impl JsonRpc {
             out,
             pending: Mutex::new(HashMap::new()),
             closed: closed.clone(),
+            retired: std::sync::atomic::AtomicBool::new(false),
         });
         let ping_every = self.timeouts.ping_interval;
         let writer_closed = closed.clone();
@@ -281,7 +326,7 @@ impl JsonRpc {
                         m = stream.next() => m,
                     };
                     match msg {
-                        Some(Ok(Message::Text(text))) => dispatch(&reader, text.as_str()),
+                        Some(Ok(Message::Text(text))) => dispatch(&reader, text),
                         Some(Ok(Message::Close(_))) | None => break "TrueNAS closed the WebSocket",
                         Some(Ok(_)) => {}
                         Some(Err(_)) => break "the WebSocket failed",
@@ -301,7 +346,8 @@ impl JsonRpc {
             let arg = json!({"mechanism": "API_KEY_PLAIN", "username": user,
                 "api_key": self.key.expose(), "login_options": {"user_info": false}});
             match self.request(conn, "auth.login_ex", &[arg]).await {
-                Ok(v) => {
+                Ok(frame) => {
+                    let v = value(&frame, "auth.login_ex")?;
                     let rt = v
                         .get("response_type")
                         .and_then(Value::as_str)
@@ -322,10 +368,10 @@ impl JsonRpc {
             }
         }
         let key = json!(self.key.expose());
-        match self
+        let frame = self
             .request(conn, "auth.login_with_api_key", &[key])
-            .await?
-        {
+            .await?;
+        match value(&frame, "auth.login_with_api_key")? {
             Value::Bool(true) => Ok(()),
             other => Err(ClientError::Unauthorized {
                 detail: format!("auth.login_with_api_key answered {other}"),
@@ -334,17 +380,68 @@ impl JsonRpc {
     }
 }
 
+/// The `result` of an answer as a value (for small answers).
+pub(crate) fn value(frame: &Frame, method: &str) -> Result<Value, ClientError> {
+    serde_json::from_slice(frame.result()).map_err(|e| ClientError::Malformed {
+        method: method.to_owned(),
+        detail: format!("not JSON: {e}"),
+    })
+}
+
+/// The envelope of a server message; `result` stays text.
+#[derive(Deserialize)]
+struct Answer<'a> {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    result: Option<&'a RawValue>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+/// A key that is present, even with a `null` value.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
 /// Routes one server message to its pending call.
-fn dispatch(conn: &Conn, text: &str) {
-    let Ok(msg) = serde_json::from_str::<Value>(text) else {
-        tracing::warn!(
-            len = text.len(),
-            "TrueNAS sent a WebSocket message that is not JSON"
-        );
-        return;
-    };
-    let Some(id) = msg.get("id").and_then(Value::as_u64) else {
-        return; // a notification (collection_update, ...) or an error without id
+fn dispatch(conn: &Conn, text: Utf8Bytes) {
+    let (id, result) = match serde_json::from_str::<Answer<'_>>(text.as_str()) {
+        Ok(answer) => {
+            let Some(id) = answer.id.as_ref().and_then(Value::as_u64) else {
+                return; // a notification (collection_update, ...) or an error without id
+            };
+            let result = match (answer.result, answer.error) {
+                (_, Some(err)) if !err.is_null() => Err(rpc_error("", &err)),
+                (Some(raw), _) => {
+                    let start = raw.get().as_ptr() as usize - text.as_str().as_ptr() as usize;
+                    Ok(start..start + raw.get().len())
+                }
+                _ => Err(ClientError::Malformed {
+                    method: String::new(),
+                    detail: "a JSON-RPC answer with neither result nor error".into(),
+                }),
+            };
+            (id, result)
+        }
+        Err(e) => {
+            // Not JSON: fail the call it answers (when its id can be found), not just drop it.
+            let Some(id) = top_level_id(text.as_bytes()) else {
+                tracing::warn!(
+                    len = text.len(),
+                    "TrueNAS sent a WebSocket message that is not JSON"
+                );
+                return;
+            };
+            let detail = format!("not JSON: {e}");
+            (
+                id,
+                Err(ClientError::Malformed {
+                    method: String::new(),
+                    detail,
+                }),
+            )
+        }
     };
     let Some(reply) = conn
         .pending
@@ -354,18 +451,54 @@ fn dispatch(conn: &Conn, text: &str) {
     else {
         return; // answer to a call that timed out
     };
-    let result = match (msg.get("result"), msg.get("error")) {
-        (_, Some(err)) if !err.is_null() => Err(rpc_error("", err)),
-        (Some(_), _) => match msg {
-            Value::Object(mut m) => Ok(m.remove("result").unwrap_or(Value::Null)),
-            _ => Ok(Value::Null),
-        },
-        _ => Err(ClientError::Malformed {
-            method: String::new(),
-            detail: "a JSON-RPC answer with neither result nor error".into(),
-        }),
-    };
-    let _ = reply.send(result);
+    let _ = reply.send(result.map(|result| Frame { text, result }));
+    if conn.retired.load(Ordering::SeqCst)
+        && conn
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    {
+        conn.closed.cancel();
+    }
+}
+
+/// The `"id": N` of a message's top-level object, found without parsing it (the message
+/// may be broken further on).
+fn top_level_id(text: &[u8]) -> Option<u64> {
+    let mut depth = 0u32;
+    let mut i = 0;
+    while i < text.len() {
+        match text[i] {
+            b'"' => {
+                let start = i + 1;
+                let mut j = start;
+                while j < text.len() && text[j] != b'"' {
+                    j += if text[j] == b'\\' { 2 } else { 1 };
+                }
+                let key = text.get(start..j)?;
+                i = j + 1;
+                if depth == 1
+                    && key == b"id"
+                    && let Some(rest) = text.get(i..)?.trim_ascii_start().strip_prefix(b":")
+                {
+                    let rest = rest.trim_ascii_start();
+                    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+                    return std::str::from_utf8(&rest[..digits]).ok()?.parse().ok();
+                }
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                i += 1;
+            }
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -375,6 +508,20 @@ mod tests {
     fn err(code: i64, errno: i64, errname: &str) -> Value {
         json!({"code": code, "message": "Method call error",
                "data": {"error": errno, "errname": errname, "reason": format!("[{errname}] x")}})
+    }
+
+    #[test]
+    fn the_id_of_a_broken_answer_is_still_found() {
+        assert_eq!(
+            top_level_id(br#"{"jsonrpc": "2.0", "id": 17, "result": [{"a": }"#),
+            Some(17)
+        );
+        assert_eq!(
+            top_level_id(br#"{"result": [{"id": 3, "x": "\"id\": 4"}], "method": "id", "id" : 9"#),
+            Some(9)
+        );
+        assert_eq!(top_level_id(br#"{"result": [{"id": 3}]"#), None);
+        assert_eq!(top_level_id(b"<html>"), None);
     }
 
     #[test]

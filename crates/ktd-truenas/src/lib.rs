@@ -19,9 +19,11 @@ pub mod client;
 pub mod config;
 pub mod error;
 mod fetch;
+mod json_list;
 mod jsonrpc;
 pub mod poller;
 mod rest;
+mod snapshots;
 pub mod state;
 mod tls;
 

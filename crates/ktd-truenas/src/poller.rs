@@ -11,6 +11,10 @@
 //!   `PollCompleted.rejected` and its previous state stands (it is neither changed nor
 //!   removed). When not even its name/id can be read, no object of its kind is removed by
 //!   that poll (the unreadable one might be any of them); everything else goes on.
+//! - answers are read element by element and compared with the state as they arrive;
+//!   snapshots are read in full on the first poll of a process and every
+//!   `snapshot_full_read_every` polls, incrementally in between (see `crate::snapshots`:
+//!   a snapshot's `used`, holds and later-edited properties wait for the full read);
 //! - datasets change (`DatasetChanged`) when anything but their space figures changes;
 //!   space figures go into `UsageSampled` every `usage_sample_every` polls, for the datasets
 //!   whose `used`/`available`/`usedbysnapshots` moved since their last sample.
@@ -19,7 +23,7 @@
 //!   number + a digest of the error and method, so the same failure of the same poll
 //!   appended twice (a crash between append and ack) is stored once.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use futures::Stream;
@@ -27,8 +31,8 @@ use ktd_model::{Envelope, Event, PollCounts, SourceId, Timestamp, UsageSample, c
 use tokio_util::sync::CancellationToken;
 
 use crate::client::TrueNasClient;
-use crate::fetch::{Failure, Kind, View, fetch};
-use crate::state::{PollerState, dataset_digest, usage};
+use crate::fetch::{Failure, Kind, SnapshotPlan, View, fetch};
+use crate::state::PollerState;
 
 pub use crate::fetch::{DATASET_PROPERTIES, SNAPSHOT_PROPERTIES, SNAPSHOT_USER_PROPERTIES};
 
@@ -37,6 +41,10 @@ pub struct Poller {
     client: TrueNasClient,
     source: SourceId,
     state: PollerState,
+    /// Whether a poll of this process completed (until then, snapshots are read in full).
+    synced: bool,
+    /// The clones' origins the last completed poll saw.
+    origins: HashMap<String, String>,
 }
 
 impl Poller {
@@ -46,6 +54,8 @@ impl Poller {
             client,
             source: SourceId::truenas(instance),
             state,
+            synced: false,
+            origins: HashMap::new(),
         }
     }
 
@@ -65,9 +75,20 @@ impl Poller {
         let poll = self.state.next_poll();
         let span = tracing::info_span!("truenas.poll", instance = %self.source.instance, poll);
         let started = Instant::now();
-        let fetched = tracing::Instrument::instrument(fetch(&self.client), span.clone()).await;
+        let every = self.client.config().snapshot_full_read_every.max(1);
+        let plan = SnapshotPlan {
+            full: !self.synced || poll.is_multiple_of(every) || self.state.snapshots.is_empty(),
+            previous_origins: &self.origins,
+        };
+        let fetched =
+            tracing::Instrument::instrument(fetch(&self.client, &self.state, plan), span.clone())
+                .await;
         let envelopes = match fetched {
-            Ok(view) => self.diff(poll, now, view, started.elapsed()),
+            Ok(mut view) => {
+                self.origins = std::mem::take(&mut view.origins);
+                self.synced = true;
+                self.diff(poll, now, view, started.elapsed())
+            }
             Err(Failure { method, error }) => {
                 span.in_scope(|| tracing::warn!(method, error = %error, "TrueNAS poll failed"));
                 let retryable = error.retryable();
@@ -98,10 +119,19 @@ impl Poller {
             out.push(Envelope::new(self.source.clone(), now, event, &version));
         };
         let state = &self.state;
+        let View {
+            pools,
+            datasets,
+            snapshots,
+            shares,
+            system,
+            rejections,
+            ..
+        } = view;
 
         // Pools.
         let mut seen = HashSet::new();
-        for pool in &view.pools {
+        for pool in &pools {
             seen.insert(pool.name.as_str());
             let digest = content_digest(pool);
             if state.pools.get(&pool.name) != Some(&digest) {
@@ -112,7 +142,7 @@ impl Poller {
             }
         }
         for name in state.pools.keys().filter(|n| !seen.contains(n.as_str())) {
-            if view.removable(Kind::Pool, name) {
+            if rejections.removable(Kind::Pool, name) {
                 emit(
                     Event::PoolRemoved { name: name.clone() },
                     versioned(poll, name.as_bytes()),
@@ -120,61 +150,73 @@ impl Poller {
             }
         }
 
-        // Datasets.
-        let mut seen = HashSet::new();
-        let mut changed = HashSet::new();
-        for d in &view.datasets {
-            seen.insert(d.name.as_str());
-            let digest = dataset_digest(d);
-            let version = versioned(poll, &content_digest(d));
-            match state.datasets.get(&d.name) {
-                None => emit(Event::DatasetObserved { dataset: d.clone() }, version),
-                Some(k) if k.digest != digest => {
-                    emit(Event::DatasetChanged { dataset: d.clone() }, version)
+        // Datasets (only new and changed ones were kept).
+        let dataset_count = datasets.len() as u64;
+        let gone: Vec<String> = {
+            let seen: HashSet<&str> = datasets.iter().map(|d| d.name.as_str()).collect();
+            state
+                .datasets
+                .keys()
+                .filter(|n| !seen.contains(n.as_str()) && rejections.removable(Kind::Dataset, n))
+                .cloned()
+                .collect()
+        };
+        let mut samples = Vec::new();
+        let sample = poll.is_multiple_of(self.client.config().usage_sample_every.max(1));
+        for d in datasets {
+            if let Some(dataset) = d.changed {
+                let version = versioned(poll, &content_digest(&dataset));
+                let dataset = *dataset;
+                if d.new {
+                    emit(Event::DatasetObserved { dataset }, version);
+                } else {
+                    emit(Event::DatasetChanged { dataset }, version);
                 }
-                Some(_) => continue,
+            } else if sample
+                && let Some(now) = d.usage
+                && let Some(known) = state.datasets.get(&d.name)
+                && known.usage != Some(now)
+            {
+                samples.push(UsageSample {
+                    dataset: d.name,
+                    used: now.0,
+                    available: now.1,
+                    used_by_snapshots: now.2,
+                });
             }
-            changed.insert(d.name.as_str());
         }
-        for name in state.datasets.keys().filter(|n| !seen.contains(n.as_str())) {
-            if view.removable(Kind::Dataset, name) {
-                emit(
-                    Event::DatasetRemoved { name: name.clone() },
-                    versioned(poll, name.as_bytes()),
-                );
-            }
+        for name in gone {
+            let version = versioned(poll, name.as_bytes());
+            emit(Event::DatasetRemoved { name }, version);
         }
 
-        // Snapshots.
-        let mut seen = HashSet::new();
-        for s in &view.snapshots {
-            seen.insert(s.name.as_str());
-            let digest = content_digest(s);
-            if state.snapshots.get(&s.name) != Some(&digest) {
-                emit(
-                    Event::SnapshotObserved {
-                        snapshot: s.clone(),
-                    },
-                    versioned(poll, &digest),
-                );
+        // Snapshots (only new and changed ones were kept).
+        let mut known_after = state.snapshots.len() as u64;
+        for (snapshot, digest) in snapshots.changed {
+            if !state.snapshots.contains_key(&snapshot.name) {
+                known_after += 1;
+            }
+            emit(
+                Event::SnapshotObserved { snapshot },
+                versioned(poll, &digest),
+            );
+        }
+        for name in snapshots.removed {
+            if rejections.removable(Kind::Snapshot, &name) {
+                known_after = known_after.saturating_sub(1);
+                let version = versioned(poll, name.as_bytes());
+                emit(Event::SnapshotRemoved { name }, version);
             }
         }
-        for name in state
-            .snapshots
-            .keys()
-            .filter(|n| !seen.contains(n.as_str()))
-        {
-            if view.removable(Kind::Snapshot, name) {
-                emit(
-                    Event::SnapshotRemoved { name: name.clone() },
-                    versioned(poll, name.as_bytes()),
-                );
-            }
-        }
+        let snapshot_count = if snapshots.full {
+            snapshots.read
+        } else {
+            known_after
+        };
 
         // Shares, targets, extents, associations.
         let mut seen = HashSet::new();
-        for s in &view.shares {
+        for s in &shares {
             let key = s.key();
             seen.insert(key);
             let digest = content_digest(s);
@@ -186,7 +228,7 @@ impl Poller {
             }
         }
         for key in state.shares.keys().filter(|k| !seen.contains(*k)) {
-            if view.removable(Kind::Share(key.kind), &key.to_string()) {
+            if rejections.removable(Kind::Share(key.kind), &key.to_string()) {
                 emit(
                     Event::ShareRemoved { share: *key },
                     versioned(poll, key.to_string().as_bytes()),
@@ -195,7 +237,7 @@ impl Poller {
         }
 
         // System.
-        if let Some(system) = &view.system {
+        if let Some(system) = &system {
             let digest = content_digest(system);
             if state.system != Some(digest) {
                 emit(
@@ -207,42 +249,27 @@ impl Poller {
             }
         }
 
-        // Space figures.
-        let every = self.client.config().usage_sample_every.max(1);
-        if poll.is_multiple_of(every) {
-            let samples: Vec<UsageSample> = view
-                .datasets
-                .iter()
-                .filter(|d| !changed.contains(d.name.as_str()))
-                .filter_map(|d| {
-                    let now = usage(d)?;
-                    let known = state.datasets.get(&d.name)?;
-                    (known.usage != Some(now)).then(|| UsageSample {
-                        dataset: d.name.clone(),
-                        used: now.0,
-                        available: now.1,
-                        used_by_snapshots: now.2,
-                    })
-                })
-                .collect();
-            if !samples.is_empty() {
-                let digest = content_digest(&samples);
-                emit(Event::UsageSampled { samples }, versioned(poll, &digest));
-            }
+        // Space figures, every `usage_sample_every` polls, of the datasets whose figures
+        // moved (changed datasets carry theirs).
+        if !samples.is_empty() {
+            let digest = content_digest(&samples);
+            emit(Event::UsageSampled { samples }, versioned(poll, &digest));
         }
 
         let changes = out.len() as u64;
         let counts = PollCounts {
-            pools: view.pools.len() as u64,
-            datasets: view.datasets.len() as u64,
-            snapshots: view.snapshots.len() as u64,
-            shares: view.shares.len() as u64,
+            pools: pools.len() as u64,
+            datasets: dataset_count,
+            snapshots: snapshot_count,
+            shares: shares.len() as u64,
             changes,
         };
         tracing::info!(
             poll,
             changes,
-            rejected = view.rejected.len(),
+            rejected = rejections.rejected.len(),
+            snapshots_read = snapshots.read,
+            full_snapshot_read = snapshots.full,
             duration_ms = took.as_millis() as u64,
             "TrueNAS poll completed"
         );
@@ -254,7 +281,7 @@ impl Poller {
                 transport: self.client.transport(),
                 duration_ms: took.as_millis() as u64,
                 counts,
-                rejected: view.rejected,
+                rejected: rejections.rejected,
                 not_collected: Vec::new(),
             },
             &poll.to_be_bytes(),

@@ -265,8 +265,13 @@ impl Rest {
         &self.base
     }
 
-    /// Calls `method`.
-    pub(crate) async fn call(&self, method: &str, params: &[Value]) -> Result<Value, ClientError> {
+    /// Sends the request for `method`; a success status returns the response with its body
+    /// still to read, any other status is mapped to an error.
+    pub(crate) async fn send(
+        &self,
+        method: &str,
+        params: &[Value],
+    ) -> Result<reqwest::Response, ClientError> {
         let req = route(method, params)?;
         let url = format!("{}{}", self.base, req.path);
         let mut builder = if req.post {
@@ -281,15 +286,40 @@ impl Rest {
         let resp = builder
             .send()
             .await
-            .map_err(|e| transport_error(method, &e, self.timeout))?;
+            .map_err(|e| self.transport_error(method, &e))?;
         let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
         let body = resp
             .bytes()
             .await
-            .map_err(|e| transport_error(method, &e, self.timeout))?;
-        if !status.is_success() {
-            return Err(status_error(method, status, &body));
-        }
+            .map_err(|e| self.transport_error(method, &e))?;
+        Err(status_error(method, status, &body))
+    }
+
+    /// The next piece of a response body (`None` at its end).
+    pub(crate) async fn chunk(
+        &self,
+        method: &str,
+        resp: &mut reqwest::Response,
+    ) -> Result<Option<bytes::Bytes>, ClientError> {
+        resp.chunk()
+            .await
+            .map_err(|e| self.transport_error(method, &e))
+    }
+
+    fn transport_error(&self, method: &str, e: &reqwest::Error) -> ClientError {
+        transport_error(method, e, self.timeout)
+    }
+
+    /// Calls `method` (a small answer, read whole).
+    pub(crate) async fn call(&self, method: &str, params: &[Value]) -> Result<Value, ClientError> {
+        let resp = self.send(method, params).await?;
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(method, &e))?;
         serde_json::from_slice(&body).map_err(|e| ClientError::Malformed {
             method: method.to_owned(),
             detail: format!("not JSON: {e}"),

@@ -4,7 +4,7 @@
 //! The poller changes its state only by applying the envelopes it returns, so a state
 //! rebuilt from the log is exactly the live one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use ktd_model::truenas::{Dataset, ShareKey};
 use ktd_model::{Envelope, Event, System, UsageSample, content_digest};
@@ -43,12 +43,30 @@ pub(crate) struct KnownDataset {
     pub usage: Option<Usage>,
 }
 
+/// A known snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct KnownSnapshot {
+    pub digest: Digest,
+    /// Its `createtxg`: the newest per pool is where the next incremental read starts.
+    pub createtxg: Option<u64>,
+}
+
+/// The pool of a dataset or snapshot name (`tank/a@s` → `tank`).
+pub(crate) fn pool_of(name: &str) -> &str {
+    name.split(['/', '@']).next().unwrap_or(name)
+}
+
+/// The dataset of a snapshot name (`tank/a@s` → `tank/a`).
+pub(crate) fn dataset_of(snapshot: &str) -> &str {
+    snapshot.split_once('@').map_or(snapshot, |(d, _)| d)
+}
+
 /// The poller's memory, a fold of its own events.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PollerState {
     pub(crate) last_completed: u64,
     pub(crate) datasets: BTreeMap<String, KnownDataset>,
-    pub(crate) snapshots: BTreeMap<String, Digest>,
+    pub(crate) snapshots: BTreeMap<String, KnownSnapshot>,
     pub(crate) shares: BTreeMap<ShareKey, Digest>,
     pub(crate) pools: BTreeMap<String, Digest>,
     pub(crate) system: Option<Digest>,
@@ -95,8 +113,13 @@ impl PollerState {
                 }
             }
             Event::SnapshotObserved { snapshot } => {
-                self.snapshots
-                    .insert(snapshot.name.clone(), content_digest(snapshot));
+                self.snapshots.insert(
+                    snapshot.name.clone(),
+                    KnownSnapshot {
+                        digest: content_digest(snapshot),
+                        createtxg: snapshot.createtxg,
+                    },
+                );
             }
             Event::SnapshotRemoved { name } => {
                 self.snapshots.remove(name);
@@ -150,5 +173,34 @@ impl PollerState {
     /// Known pool names.
     pub fn pools(&self) -> impl Iterator<Item = &str> {
         self.pools.keys().map(String::as_str)
+    }
+
+    /// The known snapshots of `dataset` (its own, not its children's).
+    pub(crate) fn snapshots_of<'a>(&'a self, dataset: &str) -> impl Iterator<Item = &'a str> {
+        let prefix = format!("{dataset}@");
+        self.snapshots
+            .range(prefix.clone()..)
+            .map(|(name, _)| name.as_str())
+            .take_while(move |name| name.starts_with(&prefix))
+    }
+
+    /// How many snapshots are known per dataset.
+    pub(crate) fn snapshot_counts(&self) -> HashMap<&str, u64> {
+        let mut counts = HashMap::new();
+        for name in self.snapshots.keys() {
+            *counts.entry(dataset_of(name)).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// Per pool with known snapshots: the newest known `createtxg` (None when no known
+    /// snapshot of the pool has one).
+    pub(crate) fn snapshot_watermarks(&self) -> BTreeMap<&str, Option<u64>> {
+        let mut marks: BTreeMap<&str, Option<u64>> = BTreeMap::new();
+        for (name, known) in &self.snapshots {
+            let mark = marks.entry(pool_of(name)).or_insert(None);
+            *mark = (*mark).max(known.createtxg);
+        }
+        marks
     }
 }

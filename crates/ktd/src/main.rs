@@ -1,5 +1,11 @@
 //! `ktd`: see `ktd --help`.
 
+/// jemalloc returns freed memory to the system; glibc's malloc keeps a large poll's peak
+/// (docs/adr/0004-jemalloc-in-the-binaries.md).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> std::process::ExitCode {
     ktd::main()
 }

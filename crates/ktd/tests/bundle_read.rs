@@ -62,7 +62,10 @@ impl Nas {
                     nas.pools.insert(pool.name.clone(), pool.clone());
                 }
                 Event::DatasetObserved { dataset } => {
-                    nas.datasets.insert(dataset.name.clone(), dataset.clone());
+                    // Nor for `extra.snapshots_count`.
+                    let mut d = dataset.clone();
+                    d.snapshot_count = None;
+                    nas.datasets.insert(d.name.clone(), d);
                 }
                 Event::SnapshotObserved { snapshot } => {
                     // Hand-made queries do not ask for holds (`extra.holds`); the poller does.

@@ -249,7 +249,6 @@ impl RawDataset {
 struct DatasetFlattener<'a, F> {
     seen: HashSet<String>,
     sink: &'a mut F,
-    count: u64,
 }
 
 impl<F: FnMut(Result<Dataset, NormalizeError>)> DatasetFlattener<'_, F> {
@@ -260,7 +259,6 @@ impl<F: FnMut(Result<Dataset, NormalizeError>)> DatasetFlattener<'_, F> {
                 Ok((dataset, children)) => {
                     stack.extend(children.into_iter().rev());
                     if self.seen.insert(dataset.name.clone()) {
-                        self.count += 1;
                         (self.sink)(Ok(dataset));
                     }
                 }
@@ -270,170 +268,236 @@ impl<F: FnMut(Result<Dataset, NormalizeError>)> DatasetFlattener<'_, F> {
     }
 }
 
-/// Streams a `pool.dataset.query` result into `sink` (each dataset once, children
-/// included). Returns the number of distinct datasets.
-///
-/// The result may be flat (`flat: true`, the default: every dataset at the top level, each
-/// repeating its subtree in `children`) or a tree (`flat: false`: the pool roots with
-/// everything nested). Either way nodes are decoded one at a time as the text streams by:
-/// a node's `children` are emitted as they complete, before the node itself, so memory
-/// follows the depth of the tree and the number of distinct names, never the size of a
-/// subtree. A node that cannot be read is reported to `sink` as an error (its children are
-/// still read); a document that is not an array fails as a whole.
-pub fn read_datasets<R: std::io::Read>(
-    reader: R,
-    mut sink: impl FnMut(Result<Dataset, NormalizeError>),
-) -> Result<u64, NormalizeError> {
-    const WHAT: &str = "pool.dataset.query";
-    let mut stream = DatasetStream {
-        seen: HashSet::new(),
-        sink: &mut sink,
-        count: 0,
-        index: 0,
-    };
-    let mut de =
-        serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(1 << 16, reader));
-    serde::Deserializer::deserialize_seq(&mut de, Nodes(&mut stream, true))
-        .map_err(|e| invalid(WHAT, e.to_string()))?;
-    de.end().map_err(|e| invalid(WHAT, e.to_string()))?;
-    Ok(stream.count)
+/// A dataset object of a `pool.dataset.query` result that could not be normalized.
+#[derive(Debug)]
+pub struct RejectedDataset {
+    /// Its `name` (or `id`), when that much could be read.
+    pub name: Option<String>,
+    /// What is wrong with it.
+    pub error: NormalizeError,
 }
 
-/// State of [`read_datasets`]: names already emitted, and where errors go.
-struct DatasetStream<'a, F> {
-    seen: HashSet<String>,
-    sink: &'a mut F,
-    count: u64,
-    /// Nodes started so far (labels nodes without a name in errors).
-    index: u64,
+/// Where streamed datasets go.
+type DatasetSink<'s> = dyn FnMut(Result<Dataset, RejectedDataset>) + 's;
+
+/// One dataset object and its `children` subtree, each dataset handed to the sink as soon
+/// as its object closes (children before their parent when, as TrueNAS sends them,
+/// `children` comes before the parent's properties). Only the fields of the dataset being
+/// read and of its ancestors are held, never a whole tree.
+struct DatasetNodeSeed<'a, 's> {
+    sink: &'a mut DatasetSink<'s>,
 }
 
-impl<F: FnMut(Result<Dataset, NormalizeError>)> DatasetStream<'_, F> {
-    fn node(&mut self, fields: serde_json::Map<String, Value>, index: u64) {
-        let label = fields
-            .get("name")
-            .or_else(|| fields.get("id"))
-            .map(|v| v.to_string())
-            .unwrap_or_else(|| format!("#{index}"));
-        let result = RawDataset::deserialize(Value::Object(fields))
-            .map_err(|e| invalid(format!("pool.dataset.query entry {label}"), e.to_string()))
-            .and_then(RawDataset::into_model);
-        match result {
-            Ok((dataset, _)) => {
-                if self.seen.insert(dataset.name.clone()) {
-                    self.count += 1;
-                    (self.sink)(Ok(dataset));
-                }
-            }
-            Err(e) => (self.sink)(Err(e)),
-        }
-    }
-
-    fn not_a_node(&mut self, index: u64, got: &str) {
-        (self.sink)(Err(invalid(
-            format!("pool.dataset.query entry #{index}"),
-            format!("expected a dataset object, got {got}"),
-        )));
-    }
-}
-
-/// A list of dataset nodes: the document itself (`top`) or a node's `children`.
-struct Nodes<'b, 'a, F>(&'b mut DatasetStream<'a, F>, bool);
-
-impl<'de, F: FnMut(Result<Dataset, NormalizeError>)> serde::de::DeserializeSeed<'de>
-    for Nodes<'_, '_, F>
-{
+impl<'de> serde::de::DeserializeSeed<'de> for DatasetNodeSeed<'_, '_> {
     type Value = ();
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de, F: FnMut(Result<Dataset, NormalizeError>)> serde::de::Visitor<'de> for Nodes<'_, '_, F> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.1 {
-            f.write_str("a JSON array (the result of pool.dataset.query)")
-        } else {
-            f.write_str("a list of child datasets")
-        }
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(Node(&mut *self.0))?.is_some() {}
-        Ok(())
-    }
-    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
-        // `children: null`: no children. (A top-level `null` is refused by deserialize_seq.)
-        Ok(())
+impl DatasetNodeSeed<'_, '_> {
+    fn not_an_object(self, got: &str) {
+        (self.sink)(Err(RejectedDataset {
+            name: None,
+            error: invalid("dataset", format!("expected an object, got {got}")),
+        }));
     }
 }
 
-/// One dataset node: its own fields are collected (a few kilobytes), its `children` are
-/// streamed through [`Nodes`] as they come.
-struct Node<'b, 'a, F>(&'b mut DatasetStream<'a, F>);
-
-impl<'de, F: FnMut(Result<Dataset, NormalizeError>)> serde::de::DeserializeSeed<'de>
-    for Node<'_, '_, F>
-{
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-macro_rules! not_a_node {
-    ($($method:ident($ty:ty) => $got:literal,)*) => {
-        $(fn $method<E: serde::de::Error>(self, _: $ty) -> Result<(), E> {
-            let index = self.0.next_index();
-            self.0.not_a_node(index, $got);
-            Ok(())
-        })*
-    };
-}
-
-impl<F> DatasetStream<'_, F> {
-    fn next_index(&mut self) -> u64 {
-        self.index += 1;
-        self.index - 1
-    }
-}
-
-impl<'de, F: FnMut(Result<Dataset, NormalizeError>)> serde::de::Visitor<'de> for Node<'_, '_, F> {
+impl<'de> serde::de::Visitor<'de> for DatasetNodeSeed<'_, '_> {
     type Value = ();
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a dataset object")
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let index = self.0.next_index();
-        let mut fields = serde_json::Map::new();
+        let sink = self.sink;
+        let mut own = serde_json::Map::new();
+        let mut bad_children = None;
         while let Some(key) = map.next_key::<String>()? {
             if key == "children" {
-                map.next_value_seed(Nodes(&mut *self.0, false))?;
+                map.next_value_seed(ChildrenSeed {
+                    sink: &mut *sink,
+                    bad: &mut bad_children,
+                })?;
             } else {
-                fields.insert(key, map.next_value()?);
+                own.insert(key, map.next_value::<Value>()?);
             }
         }
-        self.0.node(fields, index);
+        let node = Value::Object(own);
+        let name = node
+            .get("name")
+            .or_else(|| node.get("id"))
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned);
+        let what = || format!("dataset {}", name.as_deref().unwrap_or("(unnamed)"));
+        let result = match bad_children {
+            Some(got) => Err(invalid(what(), format!("`children` is {got}, not a list"))),
+            None => RawDataset::deserialize(&node)
+                .map_err(|e| invalid(what(), e.to_string()))
+                .and_then(|raw| raw.into_model().map(|(d, _)| d)),
+        };
+        sink(result.map_err(|error| RejectedDataset { name, error }));
         Ok(())
     }
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-        let index = self.0.next_index();
-        self.0.not_a_node(index, "a list");
+        self.not_an_object("a list");
         Ok(())
     }
-    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
-        let index = self.0.next_index();
-        self.0.not_a_node(index, "null");
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        self.not_an_object("a string");
         Ok(())
     }
-    not_a_node! {
-        visit_bool(bool) => "a boolean",
-        visit_i64(i64) => "a number",
-        visit_u64(u64) => "a number",
-        visit_f64(f64) => "a number",
-        visit_str(&str) => "a string",
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        self.not_an_object("a boolean");
+        Ok(())
     }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        self.not_an_object("a number");
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        self.not_an_object("a number");
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        self.not_an_object("a number");
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.not_an_object("null");
+        Ok(())
+    }
+}
+
+/// A dataset's `children`: a list of dataset objects (null or absent: none).
+struct ChildrenSeed<'a, 's> {
+    sink: &'a mut DatasetSink<'s>,
+    /// Set to what `children` was when it is not a list.
+    bad: &'a mut Option<&'static str>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for ChildrenSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ChildrenSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of datasets")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq
+            .next_element_seed(DatasetNodeSeed {
+                sink: &mut *self.sink,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        *self.bad = Some("an object");
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        *self.bad = Some("a string");
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        *self.bad = Some("a boolean");
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        *self.bad = Some("a number");
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        *self.bad = Some("a number");
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        *self.bad = Some("a number");
+        Ok(())
+    }
+}
+
+/// A whole `pool.dataset.query` result: a list of dataset objects.
+struct DatasetListSeed<'a, 's> {
+    sink: &'a mut DatasetSink<'s>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for DatasetListSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for DatasetListSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON array (the result of pool.dataset.query)")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq
+            .next_element_seed(DatasetNodeSeed {
+                sink: &mut *self.sink,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+}
+
+/// Streams one dataset object of a `pool.dataset.query` result, read from `json`, and its
+/// whole `children` subtree into `sink`: each dataset as soon as its object closes, so a
+/// tree of 30,000 datasets never sits in memory. A dataset that cannot be normalized is
+/// handed over as a [`RejectedDataset`] (named when its name could be read) and its
+/// children are still read. Repeats (the `flat: true` form) are not removed here. Fails
+/// only when `json` is not JSON.
+pub fn read_dataset_tree(
+    json: &[u8],
+    mut sink: impl FnMut(Result<Dataset, RejectedDataset>),
+) -> Result<(), NormalizeError> {
+    let mut de = serde_json::Deserializer::from_slice(json);
+    serde::de::DeserializeSeed::deserialize(DatasetNodeSeed { sink: &mut sink }, &mut de)
+        .and_then(|()| de.end())
+        .map_err(|e| invalid("pool.dataset.query", e.to_string()))
+}
+
+/// Streams a `pool.dataset.query` result (flat or tree form) into `sink`: each dataset once,
+/// children included, in the order their objects close (see [`read_dataset_tree`]).
+/// Returns the number of distinct datasets.
+pub fn read_datasets<R: std::io::Read>(
+    reader: R,
+    mut sink: impl FnMut(Result<Dataset, NormalizeError>),
+) -> Result<u64, NormalizeError> {
+    let mut seen = HashSet::new();
+    let mut each = |r: Result<Dataset, RejectedDataset>| match r {
+        Ok(d) => {
+            if seen.insert(d.name.clone()) {
+                sink(Ok(d));
+            }
+        }
+        Err(rejected) => sink(Err(rejected.error)),
+    };
+    let mut de =
+        serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(1 << 16, reader));
+    serde::de::DeserializeSeed::deserialize(DatasetListSeed { sink: &mut each }, &mut de)
+        .and_then(|()| de.end())
+        .map_err(|e| invalid("pool.dataset.query", e.to_string()))?;
+    Ok(seen.len() as u64)
 }
 
 /// Normalizes a `pool.dataset.query` result already parsed as JSON; fails on the first
@@ -452,7 +516,6 @@ pub fn datasets(value: &Value) -> Result<Vec<Dataset>, NormalizeError> {
     let mut flat = DatasetFlattener {
         seen: HashSet::new(),
         sink: &mut sink,
-        count: 0,
     };
     for raw in raws {
         flat.push(raw);
@@ -562,11 +625,29 @@ pub fn read_snapshots<R: std::io::Read>(
     Ok(n)
 }
 
+/// Normalizes one snapshot query entry given as JSON text (one element of the result),
+/// without building a [`Value`] of it. Not JSON and JSON of the wrong shape both fail; a
+/// caller that must tell them apart checks whether `json` is JSON at all.
+pub fn snapshot_from_json(json: &[u8]) -> Result<Snapshot, NormalizeError> {
+    serde_json::from_slice::<RawSnapshot>(json)
+        .map_err(|e| invalid("snapshot", e.to_string()))?
+        .into_model()
+}
+
 /// Normalizes one snapshot query entry.
 pub fn snapshot(value: &Value) -> Result<Snapshot, NormalizeError> {
     RawSnapshot::deserialize(value)
         .map_err(|e| invalid("snapshot", e.to_string()))?
         .into_model()
+}
+
+/// Normalizes one dataset query entry given as JSON text, without building a [`Value`] of
+/// it (its children are ignored: a tree read with a splitter hands each dataset over with
+/// `children` emptied).
+pub fn dataset_from_json(json: &[u8]) -> Result<Dataset, NormalizeError> {
+    let raw = serde_json::from_slice::<RawDataset>(json)
+        .map_err(|e| invalid("dataset", e.to_string()))?;
+    raw.into_model().map(|(d, _)| d)
 }
 
 /// Normalizes one dataset query entry (its children are ignored).

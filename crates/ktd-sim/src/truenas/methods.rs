@@ -148,7 +148,9 @@ pub(crate) fn call(ctx: &Ctx<'_>, method: &str, params: &[Value]) -> Result<Outp
     if snapshot_query && exists(ctx.server, ctx.transport, method) {
         let filters = query::parse_filters(params.first())?;
         let opts = Options::parse(params.get(1))?;
-        return snapshots::query(&ctx.shared.rendered(ctx.shape), &filters, &opts);
+        let (out, served) = snapshots::query(&ctx.shared.rendered(ctx.shape), &filters, &opts)?;
+        ctx.shared.served_snapshots(served);
+        return Ok(out);
     }
     call_value(ctx, method, params).map(Output::Value)
 }
@@ -235,7 +237,11 @@ fn call_value(ctx: &Ctx<'_>, method: &str, params: &[Value]) -> Result<Value, Ca
             match svc {
                 "pool" => query::apply(r.pools.iter().map(Cow::Borrowed), &filters, &opts),
                 "pool.dataset" => dataset_query(&r, p, &filters, &opts),
-                _ => snapshots::query(&r, &filters, &opts).map(Output::into_value),
+                _ => {
+                    let (out, served) = snapshots::query(&r, &filters, &opts)?;
+                    ctx.shared.served_snapshots(served);
+                    Ok(out.into_value())
+                }
             }
         }
     }

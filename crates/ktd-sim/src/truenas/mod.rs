@@ -86,6 +86,8 @@ pub(crate) struct Shared {
     rate_limiter: auth::RateLimiter,
     /// Successful REST authentications per client address (25.10.1 `RESTAPIUsage`).
     rest_use: Mutex<std::collections::BTreeMap<std::net::IpAddr, u64>>,
+    /// Snapshot query entries served with their properties (what a client made ZFS read).
+    snapshots_served: AtomicU64,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -173,6 +175,10 @@ impl Shared {
     }
 
     /// Counts a successfully authenticated REST request.
+    pub(crate) fn served_snapshots(&self, n: u64) {
+        self.snapshots_served.fetch_add(n, Ordering::SeqCst);
+    }
+
     pub(crate) fn record_rest_use(&self, peer: SocketAddr) {
         let mut uses = self.rest_use.lock().unwrap_or_else(|e| e.into_inner());
         *uses.entry(peer.ip()).or_default() += 1;
@@ -219,6 +225,7 @@ impl TrueNasServer {
             boot_id: uuid::Uuid::new_v4().to_string(),
             injected_errors: AtomicU64::new(0),
             rest_use: Mutex::new(std::collections::BTreeMap::new()),
+            snapshots_served: AtomicU64::new(0),
             rate_limiter: auth::RateLimiter::default(),
             shutdown: shutdown.clone(),
             tasks: TaskTracker::new(),
@@ -272,6 +279,13 @@ impl TrueNasServer {
 
     fn update_from<R>(&self, origin: events::Origin, f: impl FnOnce(&mut Nas) -> R) -> R {
         self.shared.update(origin, f)
+    }
+
+    /// How many snapshot entries the snapshot queries have answered with their properties
+    /// so far (entries of `select`/`count` queries not included): what clients made the
+    /// NAS read.
+    pub fn snapshots_served(&self) -> u64 {
+        self.shared.snapshots_served.load(Ordering::SeqCst)
     }
 
     /// A copy of the current world.

@@ -271,8 +271,13 @@ pub(crate) fn pushed_down_ids(filters: &[Filter]) -> Option<Vec<String>> {
     }
 }
 
-/// `zfs.snapshot.query` / `pool.snapshot.query`.
-pub(crate) fn query(r: &Rendered, filters: &[Filter], opts: &Options) -> Result<Output, CallError> {
+/// `zfs.snapshot.query` / `pool.snapshot.query`, and how many entries it answered with
+/// their properties.
+pub(crate) fn query(
+    r: &Rendered,
+    filters: &[Filter],
+    opts: &Options,
+) -> Result<(Output, u64), CallError> {
     let props = opts.extra_list("properties");
     let holds = opts.extra_bool("holds", false);
     let retention = opts.extra_bool("retention", false);
@@ -311,17 +316,17 @@ pub(crate) fn query(r: &Rendered, filters: &[Filter], opts: &Options) -> Result<
     if plain && head_only {
         // Fast path: filter on the heads, answer with the cached text.
         let rows = match query::select_rows(candidates, |s| &s.head, filters, opts) {
-            Selected::Count(n) => return Ok(Output::Value(json!(n))),
+            Selected::Count(n) => return Ok((Output::Value(json!(n)), 0)),
             Selected::Rows(rows) => rows,
         };
         if !opts.select.is_empty() {
             let heads = rows.into_iter().map(|s| Cow::Borrowed(&s.head));
-            return query::finish(heads, opts).map(Output::Value);
+            return query::finish(heads, opts).map(|v| (Output::Value(v), 0));
         }
         if opts.get {
             return rows
                 .first()
-                .map(|s| Output::Raw(s.json.clone()))
+                .map(|s| (Output::Raw(s.json.clone()), 1))
                 .ok_or(CallError::NotFound);
         }
         let total: usize = rows.iter().map(|s| s.json.len() + 1).sum();
@@ -334,8 +339,14 @@ pub(crate) fn query(r: &Rendered, filters: &[Filter], opts: &Options) -> Result<
             out.push_str(&s.json);
         }
         out.push(']');
-        return Ok(Output::Raw(out));
+        return Ok((Output::Raw(out), rows.len() as u64));
     }
     let rows = candidates.map(|s| Cow::Owned(projected(s, props.as_deref(), holds, retention)));
-    query::apply(rows, filters, opts).map(Output::Value)
+    let out = query::apply(rows, filters, opts)?;
+    let served = match &out {
+        _ if !opts.select.is_empty() || opts.count => 0,
+        Value::Array(a) => a.len() as u64,
+        _ => 1,
+    };
+    Ok((Output::Value(out), served))
 }

@@ -1,6 +1,8 @@
 //! Shared helpers: simulated worlds, servers, configs, and event summaries.
 #![allow(dead_code, missing_docs)]
 
+pub mod proxy;
+
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::Duration;

@@ -278,10 +278,12 @@ async fn collect_truenas(
 
     let method = "pool.dataset.query";
     let mut dataset_props: BTreeSet<String> = BTreeSet::new();
-    match client.datasets(DATASET_PROPERTIES).await {
-        Ok(value) => {
-            let path = save(dir, method, &value)?;
-            drop(value);
+    let params = [
+        json!([]),
+        json!({"extra": {"flat": false, "properties": DATASET_PROPERTIES, "snapshots_count": true}}),
+    ];
+    match save_streamed(client, dir, method, &params).await? {
+        Ok(path) => {
             // The snapshot query asks for the user properties seen on datasets (snapshots
             // inherit them), like the poller: read them back from the file.
             let mut n = 0;
@@ -305,14 +307,33 @@ async fn collect_truenas(
     props.extend(client.config().snapshot_user_properties.iter().cloned());
     props.extend(dataset_props);
     let props: Vec<String> = props.into_iter().collect();
-    match client.snapshots(&props).await {
-        Ok(value) => {
-            // The method that answered (the client falls back to the other one).
-            let method = client.snapshot_method();
-            save(dir, method, &value)?;
-            written.push((method.into(), entries(&value)));
+    let params = [
+        json!([]),
+        json!({"extra": {"properties": props, "holds": true}}),
+    ];
+    // The method of this release (25.10 renamed it); the other one if it is missing.
+    let first = client.snapshot_method();
+    let other = if first == "pool.snapshot.query" {
+        "zfs.snapshot.query"
+    } else {
+        "pool.snapshot.query"
+    };
+    let mut saved = (first, save_streamed(client, dir, first, &params).await?);
+    if matches!(&saved.1, Err(e) if e.is_method_not_found()) {
+        tracing::info!(missing = first, using = other, "snapshot query method");
+        saved = (other, save_streamed(client, dir, other, &params).await?);
+    }
+    match saved {
+        (method, Ok(path)) => {
+            let file = std::fs::File::open(&path).map_err(|source| CollectError::Write {
+                path: path.clone(),
+                source,
+            })?;
+            let mut n = 0;
+            let _ = nt::read_snapshots(file, |_| n += 1);
+            written.push((method.into(), n));
         }
-        Err(e) => left_out(client.snapshot_method(), e),
+        (method, Err(e)) => left_out(method, e),
     }
 
     for method in [
@@ -353,6 +374,31 @@ async fn collect_truenas(
 
 /// Writes one method's result to `dir/<method>.json`. The one place that turns an API
 /// answer into a bundle file (a streaming client call can replace it).
+/// Calls `method` and streams its raw JSON result into `<dir>/<method>.json` (atomically:
+/// a failed call leaves no file). The outer error is a failed write, the inner one the call.
+async fn save_streamed(
+    client: &TrueNasClient,
+    dir: &Path,
+    method: &str,
+    params: &[Value],
+) -> Result<Result<PathBuf, ClientError>, CollectError> {
+    let path = dir.join(format!("{method}.json"));
+    let error = |source| CollectError::Write {
+        path: path.clone(),
+        source,
+    };
+    let file = AtomicFile::create(&path).map_err(error)?;
+    let mut out = BufWriter::with_capacity(1 << 16, file.as_file());
+    if let Err(e) = client.call_to_writer(method, params, &mut out).await {
+        return Ok(Err(e));
+    }
+    out.write_all(b"\n").map_err(error)?;
+    out.flush().map_err(error)?;
+    drop(out);
+    file.commit().map_err(error)?;
+    Ok(Ok(path))
+}
+
 fn save(dir: &Path, method: &str, value: &Value) -> Result<PathBuf, CollectError> {
     let path = dir.join(format!("{method}.json"));
     write_atomically(&path, |w| {
