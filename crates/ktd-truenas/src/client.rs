@@ -292,10 +292,17 @@ impl TrueNasClient {
             }
             return Ok(n);
         };
-        let mut frames = futures::stream::iter(calls)
-            .map(|params| self.frame(j, method, params))
-            .buffered(IN_PARALLEL);
+        // (A loop rather than `stream::iter(..).map(..).buffered(..)`: with a closure
+        // there, the caller's future is not `Send` for every lifetime.)
+        let mut frames = futures::stream::FuturesOrdered::new();
+        let mut next = calls.iter();
+        for params in next.by_ref().take(IN_PARALLEL) {
+            frames.push_back(self.frame(j, method, params));
+        }
         while let Some(frame) = frames.next().await {
+            if let Some(params) = next.next() {
+                frames.push_back(self.frame(j, method, params));
+            }
             let frame = frame?;
             let mut split = splitter();
             for piece in frame.result().chunks(PIECE) {
