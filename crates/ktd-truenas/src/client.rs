@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use futures::StreamExt;
 use ktd_model::truenas::{ApiTransport, SystemInfo};
 use reqwest::Url;
 use serde_json::{Value, json};
@@ -274,6 +275,62 @@ impl TrueNasClient {
         }
     }
 
+    /// Like [`stream`](Self::stream) for several calls of `method`, their elements handed
+    /// over in order. Over JSON-RPC up to [`IN_PARALLEL`] calls are in flight (an answer
+    /// waits, as text, for its turn); over REST they go one after the other.
+    pub(crate) async fn stream_many(
+        &self,
+        method: &str,
+        calls: &[Vec<Value>],
+        splitter: impl Fn() -> ListSplitter + Send + Sync,
+        each: &mut (dyn FnMut(&[u8]) -> Result<(), ClientError> + Send),
+    ) -> Result<u64, ClientError> {
+        let mut n = 0;
+        let Transport::JsonRpc(j) = &self.inner.transport else {
+            for params in calls {
+                n += self.stream(method, params, &splitter, each).await?;
+            }
+            return Ok(n);
+        };
+        // (A loop rather than `stream::iter(..).map(..).buffered(..)`: with a closure
+        // there, the caller's future is not `Send` for every lifetime.)
+        let mut frames = futures::stream::FuturesOrdered::new();
+        let mut next = calls.iter();
+        for params in next.by_ref().take(IN_PARALLEL) {
+            frames.push_back(self.frame(j, method, params));
+        }
+        while let Some(frame) = frames.next().await {
+            if let Some(params) = next.next() {
+                frames.push_back(self.frame(j, method, params));
+            }
+            let frame = frame?;
+            let mut split = splitter();
+            for piece in frame.result().chunks(PIECE) {
+                split.feed(piece, each)?;
+                tokio::task::yield_now().await;
+            }
+            n += split.finish()?;
+        }
+        Ok(n)
+    }
+
+    /// One JSON-RPC answer, with retries.
+    async fn frame(
+        &self,
+        j: &JsonRpc,
+        method: &str,
+        params: &[Value],
+    ) -> Result<jsonrpc::Frame, ClientError> {
+        let mut tries = Retries::new(&self.inner, method);
+        loop {
+            let (span, started) = tries.start()?;
+            let result = j.call(method, params).instrument(span.clone()).await;
+            if let Some(done) = tries.end(&span, started, result, true).await {
+                return done;
+            }
+        }
+    }
+
     async fn stream_once(
         &self,
         method: &str,
@@ -436,6 +493,10 @@ impl TrueNasClient {
 
 /// How much of a JSON-RPC answer is read before letting other tasks run.
 const PIECE: usize = 1 << 20;
+
+/// Calls of one batch in flight at once on a WebSocket (the middleware runs 10 per
+/// connection).
+pub(crate) const IN_PARALLEL: usize = 4;
 
 /// The attempts of one call: through the circuit breaker, with backoff between them.
 struct Retries<'a> {

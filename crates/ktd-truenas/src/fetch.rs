@@ -401,6 +401,7 @@ async fn datasets(
             "properties": DATASET_PROPERTIES,
             "snapshots_count": true,
         }});
+        let mut calls = Vec::new();
         let mut batch: Vec<String> = Vec::new();
         let mut size = 0;
         let mut names = names.into_iter().peekable();
@@ -411,17 +412,13 @@ async fn datasets(
                 continue;
             }
             let filters = serde_json::json!([["id", "in", std::mem::take(&mut batch)]]);
+            calls.push(vec![filters, options.clone()]);
             size = 0;
-            client
-                .stream(
-                    method,
-                    &[filters, options.clone()],
-                    || ListSplitter::list(method),
-                    &mut each,
-                )
-                .await
-                .map_err(failed)?;
         }
+        client
+            .stream_many(method, &calls, || ListSplitter::list(method), &mut each)
+            .await
+            .map_err(failed)?;
     }
     // Parents before children, whatever order the tree was read in.
     datasets.sort_unstable_by(|a, b| a.name.cmp(&b.name));

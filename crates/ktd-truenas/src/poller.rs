@@ -347,6 +347,13 @@ where
     )
 }
 
+/// Polls run in spawned tasks: the poll stream must be `Send` (this fails to compile
+/// otherwise).
+#[allow(dead_code)]
+fn poll_stream_is_send(p: Poller) -> impl Stream<Item = Vec<Envelope>> + Send {
+    p.stream(CancellationToken::new())
+}
+
 /// Event version: poll number + a digest or key.
 fn versioned(poll: u64, tail: &[u8]) -> Vec<u8> {
     let mut v = poll.to_be_bytes().to_vec();
