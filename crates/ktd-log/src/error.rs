@@ -38,6 +38,18 @@ pub enum LogError {
         /// The stream it belongs to.
         expected: &'static str,
     },
+    /// A write (an append, a checkpoint) was asked of a read-only handle
+    /// ([`crate::embedded::RedbLog::open_read_only`]). Nothing was stored. Not retryable:
+    /// only the `ktd run` that has the log open writes to it.
+    #[error(
+        "the event log at {path} is open read-only, so {operation} is refused; only `ktd run` writes to its embedded log"
+    )]
+    ReadOnly {
+        /// Which log.
+        path: String,
+        /// What was refused (`appending`, `storing a checkpoint`).
+        operation: &'static str,
+    },
     /// An event could not be encoded. Not retryable (a bug).
     #[error("cannot encode an event")]
     Encode(#[source] ktd_model::CodecError),

@@ -2,8 +2,9 @@
 //!
 //! The append-only event log every observation lands in, exactly once: two narrow traits
 //! ([`EventLog`], [`ConsumerStore`]) and their backends — [`embedded::RedbLog`] (redb, the
-//! default) and [`jetstream::JetStreamLog`] (NATS JetStream, scale-out). Both pass the same
-//! conformance suite (`tests/common/`); their trade-offs are in
+//! default; other processes read it meanwhile through [`embedded::RedbReader`]) and
+//! [`jetstream::JetStreamLog`] (NATS JetStream, scale-out). Both pass the same conformance
+//! suite (`tests/common/`); their trade-offs are in
 //! `docs/adr/0003-log-backends-indexes-and-limits.md`.
 //!
 //! ```

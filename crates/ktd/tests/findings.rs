@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ktd::accuracy::Accuracy;
 use ktd_model::{Finding, FindingKind, ResourceRef, Timestamp};
@@ -250,4 +250,163 @@ fn fail_on_gives_exit_code_2_and_the_ledger_joins_both_sides() {
     let bad = ktd(&config, &["snapshots", "--bundle", b, "--policy", "nope"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no retention policy named `nope`"));
+}
+
+/// Runs `ktd` with stdout piped, for commands that run until they stop themselves.
+fn spawn_ktd(config: &Path, args: &[&str]) -> Guard {
+    Guard(
+        Command::new(env!("CARGO_BIN_EXE_ktd"))
+            .env_remove("KTD_CONTEXT")
+            .env("KTD_CONFIG", config)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Seqs and ids of `ktd events tail -o json` output.
+fn events_of(stdout: &[u8]) -> Vec<(u64, String, String)> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["seq"].as_u64().unwrap(),
+                v["id"].as_str().unwrap().to_owned(),
+                v["subject"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The embedded log is shared: while `ktd run` writes it, `ktd orphans`, `ktd snapshots` and
+/// `ktd events tail` (`--follow` too) read it from other processes, the findings they fold are
+/// exact, and the daemon still stops cleanly with everything it wrote in place.
+#[test]
+fn while_ktd_runs_other_commands_read_its_embedded_log() {
+    let world = ktd_sim::generate(&GenerateOptions {
+        volumes: 30,
+        snapshots_per_volume: 2,
+        clusters: 1,
+        seed: 9,
+        now: Timestamp::now().unix_secs(),
+        ..GenerateOptions::default()
+    });
+    let truth = world.truth.clone();
+    let cluster = world.clusters[0].name.clone();
+    let sim = Sim::serve(world);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim);
+    let daemon = Guard(
+        Command::new(env!("CARGO_BIN_EXE_ktd"))
+            .env("KTD_CONFIG", &config)
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    // Until the daemon has created its log, reads may find none; after that, every read
+    // succeeds while it runs. The deadline only keeps a broken build from hanging.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut tail = ktd(&config, &["events", "tail", "-o", "json"]);
+    while !tail.status.success() || tail.stdout.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "`ktd events tail` never read the running daemon's log: {}",
+            String::from_utf8_lossy(&tail.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        tail = ktd(&config, &["events", "tail", "-o", "json"]);
+    }
+    let live = loop {
+        let report = json_of(
+            ktd(&config, &["orphans", "-o", "json"]),
+            "ktd orphans while ktd run writes the log",
+        );
+        if report["summary"]["not_judged"] == serde_json::json!({}) {
+            break report;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "both sides never observed: {}",
+            report["summary"]
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let live_findings = findings(&live);
+    let acc = Accuracy::measure(&truth, &cluster, &live_findings, &unowned(&live));
+    assert!(acc.perfect(), "while the daemon runs: {acc:#?}");
+    let ledger = json_of(
+        ktd(&config, &["snapshots", "-o", "json"]),
+        "ktd snapshots while ktd run writes the log",
+    );
+    assert!(ledger["volumes"].as_array().unwrap().len() >= 30);
+
+    // The log so far, read while the daemon writes.
+    let out = ktd(&config, &["events", "tail", "-o", "json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let before = events_of(&out.stdout);
+    let last = before.last().unwrap().0;
+    assert_eq!(
+        before.iter().map(|e| e.0).collect::<Vec<_>>(),
+        (1..=last).collect::<Vec<_>>()
+    );
+    // `--follow` from the end: the daemon ticks every second, and the follower prints its
+    // next two ticks as they are committed, then stops (`--limit`).
+    let from = (last + 1).to_string();
+    let mut follower = spawn_ktd(
+        &config,
+        &[
+            "events",
+            "tail",
+            "--follow",
+            "--from",
+            &from,
+            "--subject",
+            "ktd.v1.obs.*.tick",
+            "--limit",
+            "2",
+            "-o",
+            "json",
+        ],
+    );
+    let status = loop {
+        if let Some(status) = follower.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the follower never saw new ticks"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stdout = Vec::new();
+    let mut stderr = String::new();
+    std::io::Read::read_to_end(follower.0.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    std::io::Read::read_to_string(follower.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    let followed = events_of(&stdout);
+    assert_eq!(followed.len(), 2, "{followed:?}");
+    assert!(
+        followed
+            .iter()
+            .all(|(seq, _, subject)| *seq > last && subject == "ktd.v1.obs.test.tick"),
+        "{followed:?}"
+    );
+
+    // The daemon was not disturbed: it stops cleanly, and the log holds what was read.
+    stop(daemon);
+    let out = ktd(&config, &["events", "tail", "-o", "json"]);
+    assert!(out.status.success());
+    let after = events_of(&out.stdout);
+    assert_eq!(after[..before.len()], before[..]);
+    assert!(after.iter().any(|e| e.1 == followed[1].1));
 }

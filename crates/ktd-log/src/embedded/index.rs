@@ -9,10 +9,14 @@
 //! table records, per stream, the last sequence whose id is in the table (`indexed.<stream>`);
 //! on open, the ids of the events after it are read back into memory. So the index is
 //! always complete: table + pending = every event of the log.
+//!
+//! A read-only handle in another process cannot see the writer's memory: it keeps its own
+//! copy of the ids after the marker ([`Recent`]), read from the records themselves and
+//! extended as the writer appends.
 
 use std::collections::HashMap;
 
-use redb::{Database, ReadableDatabase, WriteTransaction};
+use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 
 use super::store::{read_err, tables, write_err};
 use crate::{LogError, Stream};
@@ -81,24 +85,88 @@ impl Pending {
     pub(crate) fn load(db: &Database) -> Result<Pending, LogError> {
         let mut pending = Pending::default();
         let txn = db.begin_read().map_err(read_err)?;
-        let meta = txn.open_table(tables::META).map_err(read_err)?;
         for stream in Stream::ALL {
-            let through = meta
-                .get(marker_key(stream))
-                .map_err(read_err)?
-                .and_then(|v| v.value().try_into().ok().map(u64::from_le_bytes))
-                .unwrap_or(0);
-            let events = txn.open_table(tables::events(stream)).map_err(read_err)?;
-            let map = &mut pending.by_stream[slot(stream)];
-            for entry in events.range(through + 1..).map_err(read_err)? {
-                let (seq, bytes) = entry.map_err(read_err)?;
-                // An unreadable record has no id to index; readers report it.
-                if let Ok(env) = ktd_model::decode(bytes.value()) {
-                    map.entry(env.id.as_u128()).or_insert(seq.value());
-                }
-            }
+            let through = indexed_through(&txn, stream)?;
+            scan_ids(&txn, stream, through, &mut pending.by_stream[slot(stream)])?;
         }
         Ok(pending)
+    }
+}
+
+/// The last sequence of `stream` whose id is in the id table.
+fn indexed_through(txn: &ReadTransaction, stream: Stream) -> Result<u64, LogError> {
+    let meta = txn.open_table(tables::META).map_err(read_err)?;
+    Ok(meta
+        .get(marker_key(stream))
+        .map_err(read_err)?
+        .and_then(|v| v.value().try_into().ok().map(u64::from_le_bytes))
+        .unwrap_or(0))
+}
+
+/// Adds the ids of the events after `after` to `map`; returns the last sequence read.
+fn scan_ids(
+    txn: &ReadTransaction,
+    stream: Stream,
+    after: u64,
+    map: &mut HashMap<u128, u64>,
+) -> Result<Option<u64>, LogError> {
+    let events = txn.open_table(tables::events(stream)).map_err(read_err)?;
+    let mut last = None;
+    for entry in events.range(after.saturating_add(1)..).map_err(read_err)? {
+        let (seq, bytes) = entry.map_err(read_err)?;
+        // An unreadable record has no id to index; readers report it.
+        if let Ok(env) = ktd_model::decode(bytes.value()) {
+            map.entry(env.id.as_u128()).or_insert(seq.value());
+        }
+        last = Some(seq.value());
+    }
+    Ok(last)
+}
+
+/// A read-only handle's copy of the ids the writer holds in memory: those of the events
+/// after the marker, per stream.
+#[derive(Default)]
+pub(crate) struct Recent {
+    by_stream: [RecentIds; 2],
+}
+
+#[derive(Default)]
+struct RecentIds {
+    /// The marker these ids follow.
+    indexed: u64,
+    /// The last sequence whose id is in `ids` (or `indexed`).
+    scanned: u64,
+    ids: HashMap<u128, u64>,
+}
+
+impl Recent {
+    /// The sequence of `id` in `stream`: from the id table, or from the events after the
+    /// marker, read as of one commit. After a merge (the marker moved) the copy starts over
+    /// from the new marker; otherwise only the events appended since the last call are read.
+    pub(crate) fn find(
+        &mut self,
+        db: &impl ReadableDatabase,
+        stream: Stream,
+        id: u128,
+    ) -> Result<Option<u64>, LogError> {
+        let txn = db.begin_read().map_err(read_err)?;
+        let ids = txn.open_table(tables::ids(stream)).map_err(read_err)?;
+        if let Some(seq) = ids.get(id).map_err(read_err)? {
+            return Ok(Some(seq.value()));
+        }
+        let through = indexed_through(&txn, stream)?;
+        let recent = &mut self.by_stream[slot(stream)];
+        if recent.indexed != through || recent.scanned < through {
+            *recent = RecentIds {
+                indexed: through,
+                scanned: through,
+                ids: HashMap::new(),
+            };
+        }
+        if let Some(last) = scan_ids(&txn, stream, recent.scanned, &mut recent.ids)? {
+            recent.scanned = last;
+        }
+        Ok(recent.ids.get(&id).copied())
     }
 }
 

@@ -1,5 +1,6 @@
 //! The embedded event log: one redb file, one writer, fsync per batch
-//! (`docs/adr/0001-embedded-log-on-redb.md`).
+//! (`docs/adr/0001-embedded-log-on-redb.md`), and any number of read-only handles in other
+//! processes ([`RedbReader`]) that follow the writer's commits.
 //!
 //! Layout ([`tables`]): per stream a table `seq → encoded envelope` and an index
 //! `event id → seq`; one table of consumer checkpoints (`name → seq + state`, one value, so
@@ -7,9 +8,14 @@
 //! mistakes another redb file for its log.
 //!
 //! redb is synchronous: every operation runs on `tokio::task::spawn_blocking`. Live tails
-//! wait on a `tokio::sync::watch` of each stream's last sequence, updated after each commit.
+//! wait on a `tokio::sync::watch` of each stream's last sequence, updated after each commit;
+//! a [`RedbReader`] in another process cannot share it, so its tails poll.
+//!
+//! The writer opens the file in redb's `ConcurrencyMode::SingleWriter`: one process writes,
+//! others may open it read-only (`docs/adr/0003-log-backends-indexes-and-limits.md`).
 
 mod index;
+mod reader;
 mod store;
 
 use std::collections::VecDeque;
@@ -22,6 +28,7 @@ use redb::{Database, StorageBackend};
 use tokio::sync::watch;
 use tracing::{Instrument, debug, debug_span};
 
+pub use reader::{POLL_INTERVAL, RedbReader};
 pub use store::{FORMAT, FORMAT_VERSION, tables};
 
 use crate::{
@@ -82,12 +89,24 @@ fn index(stream: Stream) -> usize {
 }
 
 impl RedbLog {
-    /// Opens the log at `path`, creating the file if it does not exist.
+    /// Opens the log at `path` for writing, creating the file if it does not exist. Other
+    /// processes may read it meanwhile with [`RedbLog::open_read_only`].
     ///
     /// Fails with [`LogError::Open`] when the directory is missing, the file is not writable,
-    /// another process has it open, or it is not a ktd log (or one written by a newer ktd).
+    /// another process writes to it, or it is not a ktd log (or one written by a newer ktd).
     pub async fn open(path: impl AsRef<Path>) -> Result<RedbLog, LogError> {
         RedbLog::open_with_options(path, RedbOptions::default()).await
+    }
+
+    /// Opens an existing log read-only, while a `ktd run` in another process writes to it
+    /// or while none does: see [`RedbReader`]. Takes no lock that would keep a writer out.
+    ///
+    /// Fails with [`LogError::Open`], saying what to do, when there is no file at `path`, it
+    /// is not a ktd log or was written by a newer ktd, its writer crashed and nobody has
+    /// reopened it for writing since (which recovers it), or a process holds it exclusively
+    /// (an older ktd).
+    pub async fn open_read_only(path: impl AsRef<Path>) -> Result<RedbReader, LogError> {
+        RedbReader::open(path.as_ref().to_owned()).await
     }
 
     /// [`RedbLog::open`] with non-default [`RedbOptions`].
@@ -217,7 +236,7 @@ impl EventLog for RedbLog {
 
     async fn find(&self, stream: Stream, id: EventId) -> Result<Option<u64>, LogError> {
         let inner = self.inner.clone();
-        blocking(move || store::find(&inner.db, &inner.pending, stream, id)).await
+        blocking(move || store::find(&inner.db, &inner.pending, stream, id.as_u128())).await
     }
 
     fn tail(&self, stream: Stream, from_seq: u64) -> BoxStream<'static, Result<Record, LogError>> {

@@ -30,12 +30,11 @@ pub async fn tail(
                     path.display()
                 );
             }
-            let log = RedbLog::open(path).await.with_context(|| {
-                format!(
-                    "cannot open {} (while `ktd run` owns an embedded log, read it through the API or use the NATS backend)",
-                    path.display()
-                )
-            })?;
+            // Read-only: works beside the `ktd run` that writes the log, and `--follow`
+            // sees its new events.
+            let log = RedbLog::open_read_only(path)
+                .await
+                .context("cannot read the embedded event log")?;
             tail_with(Arc::new(log), args, format).await
         }
         LogConfig::Nats(js) => {

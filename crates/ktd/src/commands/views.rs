@@ -45,12 +45,10 @@ pub async fn load(source: &ViewSource, config: Option<&Path>) -> anyhow::Result<
                     path.display()
                 );
             }
-            let log = RedbLog::open(path).await.with_context(|| {
-                format!(
-                    "cannot open {} (while `ktd run` owns an embedded log, use the NATS backend to read it from elsewhere)",
-                    path.display()
-                )
-            })?;
+            // Read-only, so it works while `ktd run` writes the log.
+            let log = RedbLog::open_read_only(path)
+                .await
+                .context("cannot read the embedded event log")?;
             fold_log(&log, cfg.findings).await
         }
         LogConfig::Nats(js) => {
