@@ -156,55 +156,6 @@ const WRITER_MERGE_AT: &str = "KTD_TEST_WRITER_MERGE_AT";
 /// What starts each of its replies on stdout (libtest prints there too).
 const REPLY: &str = "writer: ";
 
-/// The writer process: this test binary running only this function, started by
-/// [`WriterProcess::spawn`]. It opens the log, says `ready`, then follows its stdin:
-/// `append A B` appends observations `A..B` and replies with the last sequence,
-/// `checkpoint N` stores a checkpoint at `N`; the end of its input closes the log.
-#[test]
-#[ignore = "the writer process of the tests in this file, which start it themselves"]
-fn writer_process() {
-    use std::io::BufRead;
-    let path = std::env::var(WRITER_LOG)
-        .expect("started by the tests of this file, with KTD_TEST_WRITER_LOG set");
-    let index_merge_at = std::env::var(WRITER_MERGE_AT)
-        .ok()
-        .map_or(RedbOptions::default().index_merge_at, |v| {
-            v.parse().expect("a number")
-        });
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let log = RedbLog::open_with_options(&path, RedbOptions { index_merge_at })
-            .await
-            .expect("the writer opens the log");
-        println!("{REPLY}ready");
-        for line in std::io::stdin().lock().lines() {
-            let line = line.expect("a command");
-            let words: Vec<u64> = line
-                .split_whitespace()
-                .skip(1)
-                .map(|w| w.parse().expect("a number"))
-                .collect();
-            match (line.split_whitespace().next(), &words[..]) {
-                (Some("append"), &[from, to]) => {
-                    log.append(Stream::Observations, batch(from..to))
-                        .await
-                        .expect("append");
-                    let last = log.last_seq(Stream::Observations).await.expect("last");
-                    println!("{REPLY}{last}");
-                }
-                (Some("checkpoint"), &[seq]) => {
-                    let state = b"from the writer".to_vec();
-                    log.store("views/test", Checkpoint { seq, state })
-                        .await
-                        .expect("store");
-                    println!("{REPLY}stored");
-                }
-                _ => panic!("unknown command {line:?}"),
-            }
-        }
-    });
-}
-
 /// A [`RedbLog`] writing in a child process, driven through its stdin.
 struct WriterProcess {
     child: Child,
@@ -214,9 +165,7 @@ struct WriterProcess {
 
 impl WriterProcess {
     async fn spawn(path: &Path, index_merge_at: usize) -> WriterProcess {
-        let exe = std::env::current_exe().expect("the test binary");
-        let mut child = Command::new(exe)
-            .args(["writer_process", "--exact", "--ignored", "--nocapture"])
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ktd-log-test-writer"))
             .env(WRITER_LOG, path)
             .env(WRITER_MERGE_AT, index_merge_at.to_string())
             .stdin(Stdio::piped())
