@@ -253,7 +253,8 @@ fn pv_ref(pv: &PersistentVolume) -> ResourceRef {
     ResourceRef::kube("PersistentVolume", &pv.meta.name)
 }
 
-fn human_bytes(b: u64) -> String {
+/// Bytes as people read them (`1.5 GiB`), for reasons and reports.
+pub fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut v = b as f64;
     let mut u = 0;

@@ -7,21 +7,7 @@ use ktd_views::Summary;
 
 use crate::output::Table;
 
-/// Bytes as people read them (`1.5 GiB`).
-pub fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub use ktd_views::rules::human_bytes;
 
 /// One line per finding: severity, kind, subject and reclaimable bytes.
 pub fn print_findings(out: &mut dyn Write, findings: &[Finding]) -> std::io::Result<()> {

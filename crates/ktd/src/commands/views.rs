@@ -1,7 +1,6 @@
 //! `ktd orphans`, `ktd snapshots` and `ktd scan`: the views, folded from the event log or
 //! from an offline bundle, printed for people or scripts.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -70,18 +69,9 @@ pub async fn fold_log<L: EventLog>(log: &L, cfg: FindingsConfig) -> anyhow::Resu
     if unreadable > 0 {
         eprintln!("warning: {unreadable} log records could not be read and were skipped");
     }
-    let mut next = 1;
-    loop {
-        let page = log
-            .read(ktd_log::Stream::Derived, next, 10_000)
-            .await
-            .context("cannot read the event log's derived stream")?;
-        let Some(last) = page.last() else { break };
-        next = ktd_log::record_seq(last) + 1;
-        for env in page.into_iter().flatten() {
-            view.restore(&env.event);
-        }
-    }
+    crate::daemon::views::restore(log, &mut view)
+        .await
+        .context("cannot read the event log's derived stream")?;
     view.evaluate();
     Ok(view)
 }
@@ -361,32 +351,8 @@ fn retention(v: &VolumeLedger) -> String {
 fn age(ledger: &Ledger, t: Option<ktd_model::Timestamp>) -> String {
     let Some(t) = t else { return String::new() };
     let secs = (ledger.at.unix_ms() - t.unix_ms()).max(0) / 1000;
-    let units: BTreeMap<i64, &str> = [(86_400, "d"), (3600, "h"), (60, "m"), (1, "s")].into();
-    for (len, unit) in units.iter().rev() {
-        if secs >= *len {
-            return format!("{}{unit}", secs / len);
-        }
-    }
-    "0s".into()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Regenerate with `KTD_UPDATE_SCHEMAS=1 cargo test -p ktd views::tests`.
-    #[test]
-    fn checked_in_scan_schema_is_current() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas/scan.schema.json");
-        let mut want = serde_json::to_string_pretty(&report_schema()).unwrap();
-        want.push('\n');
-        if std::env::var_os("KTD_UPDATE_SCHEMAS").is_some() {
-            std::fs::write(&path, &want).unwrap();
-        }
-        let have = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            have == want,
-            "schemas/scan.schema.json is stale: run `KTD_UPDATE_SCHEMAS=1 cargo test -p ktd views::tests` and commit it"
-        );
-    }
+    [(86_400, "d"), (3600, "h"), (60, "m"), (1, "s")]
+        .into_iter()
+        .find(|(len, _)| secs >= *len)
+        .map_or("0s".into(), |(len, unit)| format!("{}{unit}", secs / len))
 }

@@ -31,7 +31,7 @@ pub struct ViewsStats {
 }
 
 /// Folds the derived stream back into the view; returns the ids it holds.
-async fn restore<L: EventLog>(
+pub async fn restore<L: EventLog>(
     log: &L,
     view: &mut FindingsView,
 ) -> Result<HashSet<EventId>, LogError> {
